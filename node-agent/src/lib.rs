@@ -1,1 +1,5 @@
+//! tinykube node agent: registers its node with the control plane and (in later issues) runs
+//! the node's pods as real Linux containers.
 
+pub mod connection;
+pub mod machine;

@@ -1,1 +1,79 @@
-fn main(){}
+//! `node-agent`: joins a control plane and runs this node's pods.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use node_agent::connection::{Config, Link};
+
+#[derive(Parser)]
+#[command(name = "node-agent", version, about = "tinykube node agent: joins a control plane and runs this node's pods")]
+struct Cli {
+    /// The control plane's node gateway, e.g. https://10.250.0.1:6444.
+    #[arg(long)]
+    server: String,
+    /// This node's name (a DNS-1123 subdomain). Default: the host name.
+    #[arg(long)]
+    node_name: Option<String>,
+    /// The address other nodes and the control plane reach this node at.
+    #[arg(long)]
+    node_ip: String,
+    /// Where the agent keeps images, containers and state.
+    #[arg(long, default_value = "/var/lib/tinykube-agent")]
+    data_dir: PathBuf,
+    /// The cluster CA certificate (PEM).
+    #[arg(long)]
+    ca_file: PathBuf,
+    /// File holding the node bootstrap token.
+    #[arg(long)]
+    token_file: PathBuf,
+    /// Log format: text or json.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,h2=warn,hyper=warn,tower=warn".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    init_logging(&cli.log_format);
+    if let Err(e) = run(cli).await {
+        eprintln!("node-agent: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let node_name = match cli.node_name {
+        Some(n) => n,
+        None => nix::unistd::gethostname().context("reading the host name")?.to_string_lossy().to_lowercase(),
+    };
+    if cli.node_ip.parse::<std::net::IpAddr>().is_err() {
+        anyhow::bail!("--node-ip {:?} is not an IP address", cli.node_ip);
+    }
+    std::fs::create_dir_all(&cli.data_dir).with_context(|| format!("creating {}", cli.data_dir.display()))?;
+    let link = Link::new(Config {
+        server: cli.server,
+        node_name,
+        node_ip: cli.node_ip,
+        data_dir: cli.data_dir,
+        ca_file: cli.ca_file,
+        token_file: cli.token_file,
+    })?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = link.run() => r.context("control plane link")?,
+        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: stopping"),
+    }
+    Ok(())
+}

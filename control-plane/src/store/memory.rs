@@ -1,7 +1,7 @@
 //! In-memory backend: the reference implementation of the store semantics, for unit tests.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use async_trait::async_trait;
 
@@ -101,6 +101,7 @@ impl Store for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[tokio::test]
     async fn memory_store_passes_the_conformance_suite() {

@@ -1,0 +1,238 @@
+//! The gRPC service node agents talk to: registration and heartbeats.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto::node::node_service_server::NodeService;
+use proto::node::{HeartbeatRequest, HeartbeatResponse, RegisterRequest, RegisterResponse};
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{info, instrument, warn};
+
+use super::ipam::NodeIpam;
+use super::liveness::Liveness;
+use crate::api::ApiServer;
+use crate::api::error::ApiError;
+use crate::api::negotiate::Query;
+use crate::api::object;
+use crate::api::update::{Part, set_condition};
+
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(1000);
+
+pub struct NodeGateway {
+    pub api: Arc<ApiServer>,
+    pub liveness: Arc<Liveness>,
+    pub ipam: NodeIpam,
+    /// Serializes registrations so two nodes never pick the same pod CIDR.
+    pub register_lock: tokio::sync::Mutex<()>,
+}
+
+fn to_status(e: ApiError) -> Status {
+    match e.code {
+        400 | 422 => Status::invalid_argument(e.message),
+        404 => Status::not_found(e.message),
+        409 => Status::already_exists(e.message),
+        _ => Status::internal(e.message),
+    }
+}
+
+/// Checks a node name as Kubernetes does (a DNS-1123 subdomain).
+fn valid_node_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+}
+
+fn map(m: &std::collections::HashMap<String, String>) -> Value {
+    let mut out = Map::new();
+    let mut keys: Vec<_> = m.keys().collect();
+    keys.sort();
+    for k in keys {
+        out.insert(k.clone(), json!(m[k]));
+    }
+    Value::Object(out)
+}
+
+impl NodeGateway {
+    fn node_status(r: &RegisterRequest) -> Value {
+        let info = r.info.clone().unwrap_or_default();
+        json!({
+            "capacity": map(&r.capacity),
+            "allocatable": map(&r.allocatable),
+            "addresses": r.addresses.iter().map(|a| json!({"type": a.r#type, "address": a.address})).collect::<Vec<_>>(),
+            "nodeInfo": {
+                "machineID": info.machine_id, "systemUUID": info.machine_id, "bootID": info.boot_id,
+                "kernelVersion": info.kernel_version, "osImage": info.os_image,
+                "containerRuntimeVersion": info.container_runtime_version, "kubeletVersion": info.kubelet_version,
+                "kubeProxyVersion": "", "operatingSystem": info.operating_system, "architecture": info.architecture,
+            },
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+            "conditions": [],
+        })
+    }
+}
+
+/// Marks the node Ready and stamps every condition's heartbeat time.
+fn set_ready(status: &mut Value, ready: bool) {
+    let mut wrapper = json!({"status": status.clone()});
+    if ready {
+        set_condition(&mut wrapper, "Ready", "True", Some("KubeletReady"), Some("kubelet is posting ready status"));
+    }
+    for c in wrapper["status"]["conditions"].as_array_mut().into_iter().flatten() {
+        c["lastHeartbeatTime"] = json!(object::now());
+    }
+    *status = wrapper["status"].take();
+}
+
+#[tonic::async_trait]
+impl NodeService for NodeGateway {
+    #[instrument(skip_all, fields(node = %req.get_ref().node_name))]
+    async fn register(&self, req: Request<RegisterRequest>) -> Result<Response<RegisterResponse>, Status> {
+        let r = req.into_inner();
+        if !valid_node_name(&r.node_name) {
+            return Err(Status::invalid_argument(format!(
+                "invalid node name {:?}: must be a lowercase RFC 1123 subdomain", r.node_name
+            )));
+        }
+        let nodes = self.api.registry.get("", "v1", "nodes").ok_or_else(|| Status::internal("nodes not registered"))?;
+        let _guard = self.register_lock.lock().await;
+        let (existing, _) = self.api.list_objects(&nodes, None, &Query::default()).await.map_err(to_status)?;
+        let mine = existing.iter().find(|n| object::name(n) == Some(r.node_name.as_str()));
+        let pod_cidr = match mine.and_then(|n| n["spec"]["podCIDR"].as_str()).filter(|s| !s.is_empty()) {
+            Some(c) => c.to_string(),
+            None => {
+                let taken = existing.iter().filter_map(|n| n["spec"]["podCIDR"].as_str());
+                self.ipam.next_free(taken).ok_or_else(|| Status::resource_exhausted("the cluster's pod range has no free block"))?
+            }
+        };
+        let mut labels = json!({
+            "kubernetes.io/hostname": r.node_name,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": crate::api::discovery::go_arch(),
+        });
+        for (k, v) in &r.labels {
+            labels[k] = json!(v);
+        }
+        let mut status = Self::node_status(&r);
+        set_ready(&mut status, true);
+        let q = Query::default();
+        if mine.is_none() {
+            let body = json!({
+                "apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": r.node_name, "labels": labels},
+                "spec": {"podCIDR": pod_cidr, "podCIDRs": [pod_cidr]},
+                "status": status,
+            });
+            match self.api.create(&nodes, None, body, &q).await {
+                Ok(_) => info!(pod_cidr, "node registered"),
+                Err(e) if e.code == 409 => {}
+                Err(e) => return Err(to_status(e)),
+            }
+        } else {
+            let pc = pod_cidr.clone();
+            self.api
+                .update_with(&nodes, None, &r.node_name, Part::Main, &q, |old| {
+                    let mut new = old.clone();
+                    for (k, v) in labels.as_object().into_iter().flatten() {
+                        new["metadata"]["labels"][k] = v.clone();
+                    }
+                    new["spec"]["podCIDR"] = json!(pc);
+                    new["spec"]["podCIDRs"] = json!([pc]);
+                    Ok(new)
+                })
+                .await
+                .map_err(to_status)?;
+            let st = status.clone();
+            self.api
+                .update_with(&nodes, None, &r.node_name, Part::Status, &q, |old| {
+                    let mut new = old.clone();
+                    new["status"] = st.clone();
+                    Ok(new)
+                })
+                .await
+                .map_err(to_status)?;
+            info!(pod_cidr, "node re-registered");
+        }
+        self.liveness.beat(&r.node_name);
+        Ok(Response::new(RegisterResponse {
+            pod_cidr,
+            heartbeat_interval_ms: HEARTBEAT_INTERVAL.as_millis() as u32,
+            cluster_dns: self.api.services.nth(10).to_string(),
+            cluster_domain: "cluster.local".into(),
+        }))
+    }
+
+    type HeartbeatStream = ReceiverStream<Result<HeartbeatResponse, Status>>;
+
+    async fn heartbeat(&self, req: Request<Streaming<HeartbeatRequest>>) -> Result<Response<Self::HeartbeatStream>, Status> {
+        let mut inbound = req.into_inner();
+        let (tx, rx) = mpsc::channel(4);
+        let liveness = self.liveness.clone();
+        tokio::spawn(async move {
+            let mut seq = 0u64;
+            loop {
+                match inbound.message().await {
+                    Ok(Some(hb)) => {
+                        if hb.ready {
+                            liveness.beat(&hb.node_name);
+                        }
+                        seq += 1;
+                        if tx.send(Ok(HeartbeatResponse { sequence: seq })).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        warn!(error = %e, "heartbeat stream broke");
+                        break;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+/// Checks the node token every agent presents as `authorization: Bearer TOKEN`.
+pub fn token_interceptor(token: String) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone {
+    move |req: Request<()>| {
+        let presented = req.metadata().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        match presented {
+            Some(p) if p.len() == token.len() && p.bytes().zip(token.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0 => Ok(req),
+            _ => Err(Status::unauthenticated("a valid node token is required")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_names_must_be_dns_subdomains() {
+        for ok in ["node-1", "a.b.c", "n0"] {
+            assert!(valid_node_name(ok), "{ok}");
+        }
+        for bad in ["", "Node1", "-a", "a-", "a..b", "a_b", &"x".repeat(254)] {
+            assert!(!valid_node_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_registered_node_reports_ready_with_a_heartbeat_time() {
+        let r = RegisterRequest { node_name: "n".into(), ..Default::default() };
+        let mut status = NodeGateway::node_status(&r);
+        set_ready(&mut status, true);
+        let ready = &status["conditions"][0];
+        assert_eq!(ready["type"], "Ready");
+        assert_eq!(ready["status"], "True");
+        assert!(ready["lastHeartbeatTime"].is_string());
+    }
+}

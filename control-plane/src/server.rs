@@ -1,0 +1,150 @@
+//! Assembles a control plane: store, PKI, API server over HTTPS, node gateway over gRPC, controllers.
+
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use control_plane::api::{self, ApiServer};
+use control_plane::nodes::gateway::{NodeGateway, token_interceptor};
+use control_plane::nodes::ipam::NodeIpam;
+use control_plane::nodes::liveness::Liveness;
+use control_plane::pki::Pki;
+use control_plane::registry::Registry;
+use control_plane::registry::allocator::ServiceAllocator;
+use control_plane::{bootstrap, controllers, store, tls};
+use proto::node::node_service_server::NodeServiceServer;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::info;
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    pub store_url: String,
+    pub api_listen: Vec<SocketAddr>,
+    pub grpc_listen: Vec<SocketAddr>,
+    pub service_cidr: String,
+    pub cluster_cidr: String,
+    pub node_port_range: RangeInclusive<u16>,
+    pub extra_sans: Vec<String>,
+    pub node_grace: Duration,
+}
+
+pub struct Running {
+    pub api: Arc<ApiServer>,
+    pub pki: Pki,
+    pub api_port: u16,
+    pub grpc_port: u16,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Nodes whose Ready condition is True.
+    pub async fn ready_nodes(&self) -> usize {
+        let Some(nodes) = self.api.registry.get("", "v1", "nodes") else { return 0 };
+        let Ok((items, _)) = self.api.list_objects(&nodes, None, &Default::default()).await else { return 0 };
+        items
+            .iter()
+            .filter(|n| {
+                n["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+            })
+            .count()
+    }
+
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}
+
+async fn bind_all(addrs: &[SocketAddr], what: &str) -> Result<Vec<tokio::net::TcpListener>> {
+    let mut out = Vec::new();
+    let mut port = 0;
+    for a in addrs {
+        // Every address shares the first one's port, also when that port was picked by the kernel.
+        let a = if a.port() == 0 && port != 0 { SocketAddr::new(a.ip(), port) } else { *a };
+        let l = tokio::net::TcpListener::bind(a).await.with_context(|| format!("binding the {what} listener on {a}"))?;
+        port = l.local_addr()?.port();
+        out.push(l);
+    }
+    Ok(out)
+}
+
+pub async fn start(cfg: ServerConfig) -> Result<Running> {
+    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
+    let store = store::open(&cfg.store_url, &cfg.data_dir).context("opening the store")?;
+    let pki = Pki::load_or_create(&cfg.data_dir, &cfg.extra_sans).context("loading the cluster PKI")?;
+    let services = ServiceAllocator::new(&cfg.service_cidr, cfg.node_port_range.clone()).context("--service-cidr")?;
+    let ipam = NodeIpam::new(&cfg.cluster_cidr).context("--cluster-cidr")?;
+    let api = Arc::new(ApiServer {
+        store,
+        registry: Arc::new(Registry::new()),
+        services,
+        admin_token: Some(pki.admin_token.clone()),
+    });
+    if let Some(svc) = api.registry.get("", "v1", "services") {
+        let (existing, _) = api.list_objects(&svc, None, &Default::default()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        api.services.load(&existing);
+    }
+    let api_listeners = bind_all(&cfg.api_listen, "API").await?;
+    let api_port = api_listeners[0].local_addr()?.port();
+    bootstrap::ensure(&api, api_port).await.map_err(|e| anyhow::anyhow!("bootstrapping: {e}"))?;
+
+    let (shutdown, rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    let tls_config = pki.server_config().context("building the TLS configuration")?;
+    for l in api_listeners {
+        let app = api::app(api.clone());
+        let mut rx = rx.clone();
+        let cfg = tls_config.clone();
+        tasks.push(tokio::spawn(async move {
+            let stop = async move {
+                let _ = rx.wait_for(|v| *v).await;
+            };
+            if let Err(e) = tls::serve(l, cfg, app, stop).await {
+                tracing::error!(error = %e, "API listener failed");
+            }
+        }));
+    }
+
+    let liveness = Arc::new(Liveness::default());
+    let gateway = NodeGateway { api: api.clone(), liveness: liveness.clone(), ipam, register_lock: Default::default() };
+    let service = NodeServiceServer::with_interceptor(gateway, token_interceptor(pki.node_token.clone()));
+    let identity = tonic::transport::Identity::from_pem(&pki.server_cert_pem, &pki.server_key_pem);
+    let grpc_listeners = bind_all(&cfg.grpc_listen, "node gateway").await?;
+    let grpc_port = grpc_listeners.first().map(|l| l.local_addr().map(|a| a.port())).transpose()?.unwrap_or(0);
+    for l in grpc_listeners {
+        let service = service.clone();
+        let identity = identity.clone();
+        let mut rx = rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let server = tonic::transport::Server::builder()
+                .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+                .map(|mut b| b.add_service(service));
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(l);
+            match server {
+                Ok(router) => {
+                    let stop = async move {
+                        let _ = rx.wait_for(|v| *v).await;
+                    };
+                    if let Err(e) = router.serve_with_incoming_shutdown(incoming, stop).await {
+                        tracing::error!(error = %e, "node gateway failed");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "node gateway TLS setup failed"),
+            }
+        }));
+    }
+
+    tasks.push(tokio::spawn(controllers::namespace::run(api.clone())));
+    tasks.push(tokio::spawn(controllers::nodes::run(api.clone(), liveness, cfg.node_grace)));
+    info!(api_port, grpc_port, data_dir = %cfg.data_dir.display(), "control plane serving");
+    Ok(Running { api, pki, api_port, grpc_port, shutdown, tasks })
+}
