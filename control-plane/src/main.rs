@@ -116,7 +116,8 @@ impl ClusterArgs {
 
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,h2=warn,hyper=warn,tower=warn".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if format == "json" {
         builder.json().init();
     } else {
@@ -124,15 +125,27 @@ fn init_logging(format: &str) {
     }
 }
 
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+/// SIGTERM and SIGINT, listened for from the start so a signal during startup is not lost
+/// (the default action would kill the process before it cleans up).
+pub struct Shutdown {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Shutdown {
+    pub fn listen() -> Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Shutdown {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
+    }
+
+    pub async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
     }
 }
 
@@ -140,9 +153,12 @@ pub async fn shutdown_signal() {
 async fn main() {
     let cli = Cli::parse();
     init_logging(&cli.log_format);
-    let result = match cli.command {
-        Command::Serve(args) => serve(args).await,
-        Command::Up(args) => up::run(args).await,
+    let result = match Shutdown::listen() {
+        Ok(shutdown) => match cli.command {
+            Command::Serve(args) => serve(args, shutdown).await,
+            Command::Up(args) => up::run(args, shutdown).await,
+        },
+        Err(e) => Err(e),
     };
     if let Err(e) = result {
         eprintln!("control-plane: {e:#}");
@@ -150,13 +166,13 @@ async fn main() {
     }
 }
 
-async fn serve(args: ServeArgs) -> Result<()> {
+async fn serve(args: ServeArgs, mut shutdown: Shutdown) -> Result<()> {
     let cfg = args.cluster.server_config(args.listen, args.grpc_listen, args.advertise)?;
     let running = server::start(cfg).await?;
     if let Some(path) = &args.kubeconfig {
         running.pki.write_kubeconfig(path, &args.kubeconfig_server).context("writing the kubeconfig")?;
     }
-    shutdown_signal().await;
+    shutdown.wait().await;
     running.stop().await;
     Ok(())
 }

@@ -82,7 +82,7 @@ fn agent_binary(args: &UpArgs) -> Result<PathBuf> {
     Ok(p)
 }
 
-pub async fn run(args: UpArgs) -> Result<()> {
+pub async fn run(args: UpArgs, mut shutdown: crate::Shutdown) -> Result<()> {
     if !nix::unistd::geteuid().is_root() {
         bail!("`control-plane up` must run as root: it creates network namespaces, bridges and routes");
     }
@@ -162,7 +162,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     println!();
     step("running; press Ctrl-C (or send SIGTERM) to stop and clean up");
 
-    crate::shutdown_signal().await;
+    shutdown.wait().await;
     step("stopping node agents");
     agents.stop();
     step("stopping the control plane");

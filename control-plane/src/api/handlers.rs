@@ -387,9 +387,8 @@ impl DeleteOptions {
 }
 
 pub fn selectors(res: &Resource, q: &Query) -> Result<(LabelSelector, FieldSelector)> {
-    let labels = LabelSelector::parse(q.get("labelSelector").unwrap_or(""))
-        .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
+    let labels = LabelSelector::parse(q.get("labelSelector").unwrap_or("")).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let fields = FieldSelector::parse(q.get("fieldSelector").unwrap_or("")).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    fields.validate_for(res.kind).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    fields.validate_for_group(res.group, res.kind).map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok((labels, fields))
 }
