@@ -10,7 +10,7 @@ mod apps;
 mod container;
 mod kinds;
 mod meta;
-mod names;
+pub mod names;
 mod pod;
 mod service;
 mod volume;
