@@ -180,3 +180,30 @@ fn objects_survive_a_restart_of_up_on_the_same_data_dir() {
     assert_eq!(c.kubectl(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]), "3");
     eventually(Duration::from_secs(10), "node Ready after restart", || c.kubectl(&["get", "nodes"]).contains(" Ready ").then_some(()));
 }
+
+#[test]
+fn typed_client_commands_work_whatever_encoding_kubectl_uses() {
+    // kubectl 1.32+ sends these bodies as protobuf, older versions as JSON.
+    let c = Cluster::up(0).unwrap();
+    for (i, kubectl) in kubectls().iter().enumerate() {
+        let ns = format!("typed-{i}");
+        let run = |args: &[&str]| {
+            let out = c.kubectl_with(kubectl, args);
+            assert!(out.status.success(), "{} {args:?}: {}", kubectl.display(), stderr(&out));
+            stdout(&out)
+        };
+        run(&["create", "namespace", &ns]);
+        run(&["-n", &ns, "create", "deployment", "web", "--image=demo/web:v1", "--replicas=2", "--port=80"]);
+        run(&["-n", &ns, "expose", "deployment", "web", "--type=NodePort", "--port=80"]);
+        run(&["-n", &ns, "create", "secret", "generic", "s", "--from-literal=password=hunter2"]);
+        run(&["-n", &ns, "run", "solo", "--image=demo/busybox", "--restart=Never", "--", "sleep", "1"]);
+        let got = run(&["-n", &ns, "get", "deploy/web", "svc/web", "pod/solo", "-o", "jsonpath={.items[*].metadata.name}"]);
+        assert_eq!(got, "web web solo");
+        assert_eq!(run(&["-n", &ns, "get", "deploy", "web", "-o", "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image}"]), "2 demo/web:v1");
+        let port = run(&["-n", &ns, "get", "svc", "web", "-o", "jsonpath={.spec.ports[0].targetPort} {.spec.ports[0].nodePort}"]);
+        let parts: Vec<&str> = port.split(' ').collect();
+        assert_eq!(parts[0], "80", "{port}");
+        assert!(parts[1].parse::<u16>().unwrap() >= 30000, "{port}");
+        assert_eq!(run(&["-n", &ns, "get", "secret", "s", "-o", "jsonpath={.data.password}"]), "aHVudGVyMg==");
+    }
+}

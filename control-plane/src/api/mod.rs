@@ -8,6 +8,7 @@ pub mod object;
 pub mod openapi;
 pub mod openapi_v2;
 pub mod patch;
+pub mod protobuf;
 pub mod path;
 pub mod selectors;
 pub mod table;

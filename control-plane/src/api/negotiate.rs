@@ -78,7 +78,8 @@ pub fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> 
             serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
         serde_json::to_value(v).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
     } else if ctype.contains("protobuf") {
-        Err(ApiError::unsupported_media_type("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml"))
+        // kubectl 1.32+ typed clients (`kubectl create deployment`, `run`, `expose`) send protobuf.
+        super::protobuf::decode(body).map_err(|e| ApiError::bad_request(format!("error decoding protobuf body: {e}")))
     } else {
         serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding JSON body: {e}")))
     }
