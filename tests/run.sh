@@ -12,6 +12,9 @@ fi
 
 missing=()
 command -v ip >/dev/null || missing+=(iproute2)
+# A static busybox builds the demo images; the registry serves images to pull tests.
+{ [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; } || missing+=(busybox-static)
+command -v docker-registry >/dev/null || missing+=(docker-registry)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   apt-get update -qq

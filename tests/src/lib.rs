@@ -10,8 +10,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-/// Where cargo put the workspace's binaries.
+/// Where cargo put the workspace's binaries: next to the running executable when they are there
+/// (so a release benchmark runs release binaries), else in the debug profile.
 pub fn bin(name: &str) -> PathBuf {
+    if let Ok(me) = std::env::current_exe() {
+        for dir in me.ancestors().skip(1).take(2) {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return candidate;
+            }
+        }
+    }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
