@@ -15,6 +15,9 @@ pub mod table;
 pub mod update;
 pub mod watch;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
 
 use axum::Router;
