@@ -115,7 +115,9 @@ pub async fn start(cfg: ServerConfig) -> Result<Running> {
     }
 
     let liveness = Arc::new(Liveness::default());
-    let gateway = NodeGateway { api: api.clone(), liveness: liveness.clone(), ipam, register_lock: Default::default() };
+    let pod_res = api.registry.get("", "v1", "pods").context("pods not registered")?;
+    let pods = control_plane::informer::Informer::<serde_json::Value>::start(api.clone(), pod_res);
+    let gateway = NodeGateway { api: api.clone(), pods, liveness: liveness.clone(), ipam, register_lock: Default::default() };
     let service = NodeServiceServer::with_interceptor(gateway, token_interceptor(pki.node_token.clone()));
     let identity = tonic::transport::Identity::from_pem(&pki.server_cert_pem, &pki.server_key_pem);
     let grpc_listeners = bind_all(&cfg.grpc_listen, "node gateway").await?;

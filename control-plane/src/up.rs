@@ -143,6 +143,10 @@ pub async fn run(args: UpArgs, mut shutdown: crate::Shutdown) -> Result<()> {
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
+        // Demo images come from the host's static busybox (Debian's busybox-static).
+        if std::path::Path::new("/bin/busybox").exists() {
+            cmd.args(["--demo-images-from", "/bin/busybox"]);
+        }
         run_in_netns(&mut cmd, &node.netns_path)?;
         let child = cmd.spawn().with_context(|| format!("starting {}", agent.display()))?;
         let pid_file = nodes_dir.join(format!("{name}.pid"));
@@ -165,6 +169,17 @@ pub async fn run(args: UpArgs, mut shutdown: crate::Shutdown) -> Result<()> {
     shutdown.wait().await;
     step("stopping node agents");
     agents.stop();
+    step("removing the nodes' pods (containers, mounts, cgroups)");
+    for i in 1..=args.nodes {
+        let name = format!("node-{i}");
+        let status = Command::new(&agent)
+            .args(["--cleanup", "--node-name", &name, "--node-ip", "0.0.0.0", "--server", "https://unused", "--ca-file", "/dev/null", "--token-file", "/dev/null", "--data-dir"])
+            .arg(nodes_dir.join(&name))
+            .status();
+        if !status.is_ok_and(|s| s.success()) {
+            step(&format!("warning: cleaning up {name} failed; see above"));
+        }
+    }
     step("stopping the control plane");
     running.stop().await;
     step("removing network namespaces, links and routes");

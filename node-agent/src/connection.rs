@@ -1,13 +1,19 @@
-//! The agent's link to the control plane: register, then heartbeat; reconnect with back-off
-//! whenever the link breaks, for as long as the agent runs.
+//! The agent's link to the control plane: register, heartbeat, receive this node's pods, report
+//! their status. Every stream is re-established with back-off whenever the link breaks; pods keep
+//! running meanwhile.
 
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use proto::node::node_service_client::NodeServiceClient;
-use proto::node::{HeartbeatRequest, NodeAddress, RegisterRequest, RegisterResponse};
+use proto::node::{HeartbeatRequest, NodeAddress, PodReport, RegisterRequest, RegisterResponse, WatchPodsRequest, pod_event};
+use tokio::sync::mpsc;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tracing::{info, warn};
+
+use crate::pods::{NodeContext, PodManager, Report};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -17,6 +23,8 @@ pub enum Error {
     Address(String, String),
     #[error("the control plane refused the node: {0}")]
     Refused(String),
+    #[error("setting up the node: {0}")]
+    Setup(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -29,12 +37,14 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub ca_file: PathBuf,
     pub token_file: PathBuf,
+    /// Archives of images to import at start (offline images).
+    pub preload: Vec<PathBuf>,
 }
 
 pub struct Link {
     cfg: Config,
     token: String,
-    endpoint: Endpoint,
+    channel: Channel,
 }
 
 fn read(path: &PathBuf) -> Result<String> {
@@ -51,16 +61,20 @@ impl Link {
             .tls_config(tls)
             .map_err(|e| Error::Address(cfg.server.clone(), e.to_string()))?
             .connect_timeout(Duration::from_secs(2))
-            .tcp_nodelay(true);
-        Ok(Link { cfg, token, endpoint })
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(5))
+            .keep_alive_timeout(Duration::from_secs(5));
+        // One channel for everything; tonic reconnects it as needed.
+        let channel = endpoint.connect_lazy();
+        Ok(Link { cfg, token, channel })
+    }
+
+    fn client(&self) -> NodeServiceClient<Channel> {
+        NodeServiceClient::new(self.channel.clone())
     }
 
     fn with_token<T>(&self, msg: T) -> tonic::Request<T> {
-        let mut req = tonic::Request::new(msg);
-        if let Ok(v) = format!("Bearer {}", self.token).parse() {
-            req.metadata_mut().insert("authorization", v);
-        }
-        req
+        with_token(&self.token, msg)
     }
 
     fn register_request(&self) -> RegisterRequest {
@@ -78,19 +92,25 @@ impl Link {
         }
     }
 
-    async fn register(&self, client: &mut NodeServiceClient<Channel>) -> Result<RegisterResponse, tonic::Status> {
-        Ok(client.register(self.with_token(self.register_request())).await?.into_inner())
+    async fn register(&self) -> Result<RegisterResponse, tonic::Status> {
+        Ok(self.client().register(self.with_token(self.register_request())).await?.into_inner())
     }
 
     /// Runs until the process ends. Errors the control plane will never accept (a bad token or
     /// node name) end it; everything else is retried.
     pub async fn run(self) -> Result<()> {
         let mut backoff = Duration::from_millis(100);
+        let mut manager: Option<PodManager> = None;
+        let (reports_tx, reports_rx) = mpsc::channel(1024);
+        tokio::spawn(report_loop(self.client(), self.token.clone(), reports_rx));
         loop {
-            match self.session().await {
+            match self.session(&mut manager, &reports_tx).await {
                 Ok(()) => backoff = Duration::from_millis(100),
                 Err(status) if matches!(status.code(), tonic::Code::Unauthenticated | tonic::Code::InvalidArgument) => {
                     return Err(Error::Refused(status.message().to_string()));
+                }
+                Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+                    return Err(Error::Setup(status.message().to_string()));
                 }
                 Err(status) => warn!(node = %self.cfg.node_name, error = %status, retry_in = ?backoff, "control plane link down"),
             }
@@ -99,23 +119,126 @@ impl Link {
         }
     }
 
-    /// One connection: register, then heartbeat until the stream breaks.
-    async fn session(&self) -> Result<(), tonic::Status> {
-        let channel = self.endpoint.connect().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-        let mut client = NodeServiceClient::new(channel);
-        let assigned = self.register(&mut client).await?;
+    fn start_manager(&self, assigned: &RegisterResponse, reports: &mpsc::Sender<Report>) -> Result<PodManager, String> {
+        let images = crate::images::ImageStore::open(&self.cfg.data_dir.join("images")).map_err(|e| e.to_string())?;
+        for archive in &self.cfg.preload {
+            let imported = images.import_archive(archive).map_err(|e| format!("importing {}: {e}", archive.display()))?;
+            info!(archive = %archive.display(), images = imported.len(), "images preloaded");
+        }
+        let cgroups = crate::cgroups::detect("tinykube").map_err(|e| e.to_string())?;
+        let network = crate::pods::network::PodNetwork::setup(&assigned.pod_cidr, &self.cfg.data_dir).map_err(|e| e.to_string())?;
+        let ctx = Arc::new(NodeContext {
+            node_name: self.cfg.node_name.clone(),
+            node_ip: self.cfg.node_ip.clone(),
+            data_dir: self.cfg.data_dir.clone(),
+            images,
+            cgroups,
+            network,
+            cluster_dns: assigned.cluster_dns.clone(),
+            cluster_domain: assigned.cluster_domain.clone(),
+            reports: reports.clone(),
+        });
+        Ok(PodManager::new(ctx))
+    }
+
+    /// One connection: register, then heartbeat and follow this node's pods until a stream breaks.
+    async fn session(&self, manager: &mut Option<PodManager>, reports: &mpsc::Sender<Report>) -> Result<(), tonic::Status> {
+        let assigned = self.register().await?;
         info!(node = %self.cfg.node_name, pod_cidr = %assigned.pod_cidr, "registered");
+        if manager.is_none() {
+            let m = self.start_manager(&assigned, reports).map_err(tonic::Status::failed_precondition)?;
+            *manager = Some(m);
+        }
+        let manager = manager.as_mut().expect("just set");
         let interval = Duration::from_millis(assigned.heartbeat_interval_ms.clamp(100, 60_000) as u64);
-        let name = self.cfg.node_name.clone();
-        let beats = async_stream(name, interval);
-        let mut responses = client.heartbeat(self.with_token(beats)).await?.into_inner();
-        while let Some(_ack) = responses.message().await? {}
-        Err(tonic::Status::unavailable("heartbeat stream closed by the control plane"))
+        let beats = heartbeats(self.cfg.node_name.clone(), interval);
+        let mut acks = self.client().heartbeat(self.with_token(beats)).await?.into_inner();
+        let mut pods = self.client().watch_pods(self.with_token(WatchPodsRequest { node_name: self.cfg.node_name.clone() })).await?.into_inner();
+        let mut listed: Option<HashSet<String>> = Some(HashSet::new());
+        loop {
+            tokio::select! {
+                ack = acks.message() => {
+                    if ack?.is_none() {
+                        return Err(tonic::Status::unavailable("heartbeat stream closed by the control plane"));
+                    }
+                }
+                ev = pods.message() => {
+                    let Some(ev) = ev? else { return Err(tonic::Status::unavailable("pod stream closed by the control plane")) };
+                    let pod: serde_json::Value = serde_json::from_slice(&ev.pod).unwrap_or_default();
+                    match pod_event::Kind::try_from(ev.kind) {
+                        Ok(pod_event::Kind::Upsert) => {
+                            if let (Some(l), Some(uid)) = (listed.as_mut(), crate::pods::uid_of(&pod)) {
+                                l.insert(uid.to_string());
+                            }
+                            manager.upsert(pod);
+                        }
+                        Ok(pod_event::Kind::Delete) => manager.delete(&pod),
+                        Ok(pod_event::Kind::Synced) => {
+                            // A later SYNCED (after a resync) starts a new list.
+                            let l = listed.take().unwrap_or_default();
+                            manager.synced(&l);
+                            listed = Some(HashSet::new());
+                            let _ = l;
+                        }
+                        Err(_) => warn!(kind = ev.kind, "unknown pod event kind"),
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn with_token<T>(token: &str, msg: T) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    if let Ok(v) = format!("Bearer {token}").parse() {
+        req.metadata_mut().insert("authorization", v);
+    }
+    req
+}
+
+/// Delivers the newest status of each pod, retrying until the control plane has it.
+async fn report_loop(mut client: NodeServiceClient<Channel>, token: String, mut rx: mpsc::Receiver<Report>) {
+    let mut pending: BTreeMap<String, Report> = BTreeMap::new();
+    loop {
+        if pending.is_empty() {
+            match rx.recv().await {
+                Some(r) => {
+                    pending.insert(r.uid.clone(), r);
+                }
+                None => return,
+            }
+        }
+        while let Ok(r) = rx.try_recv() {
+            // A newer report replaces an undelivered older one; a termination is never replaced.
+            if pending.get(&r.uid).is_none_or(|p| !p.terminated) {
+                pending.insert(r.uid.clone(), r);
+            }
+        }
+        let batch: Vec<Report> = pending.values().cloned().collect();
+        for r in batch {
+            let req = PodReport {
+                namespace: r.namespace.clone(),
+                name: r.name.clone(),
+                uid: r.uid.clone(),
+                status: serde_json::to_vec(&r.status).unwrap_or_default(),
+                terminated: r.terminated,
+            };
+            match client.report_pod(with_token(&token, req)).await {
+                Ok(_) => {
+                    pending.remove(&r.uid);
+                }
+                Err(e) => {
+                    warn!(pod = %format!("{}/{}", r.namespace, r.name), error = %e, "reporting pod status failed; will retry");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    break;
+                }
+            }
+        }
     }
 }
 
 /// An endless stream of heartbeats, one per `interval`.
-fn async_stream(node: String, interval: Duration) -> impl tokio_stream::Stream<Item = HeartbeatRequest> {
+fn heartbeats(node: String, interval: Duration) -> impl tokio_stream::Stream<Item = HeartbeatRequest> {
     let ticks = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval(interval));
     tokio_stream::StreamExt::map(ticks, move |_| HeartbeatRequest { node_name: node.clone(), ready: true, message: String::new() })
 }

@@ -5,3 +5,5 @@ pub mod cgroups;
 pub mod connection;
 pub mod images;
 pub mod machine;
+pub mod pods;
+pub mod runtime;

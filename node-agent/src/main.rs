@@ -27,6 +27,16 @@ struct Cli {
     /// File holding the node bootstrap token.
     #[arg(long)]
     token_file: PathBuf,
+    /// OCI image archives to import at start, for nodes without registry access.
+    #[arg(long = "preload-images")]
+    preload_images: Vec<PathBuf>,
+    /// Build the demo images (demo/busybox, demo/web:v1, demo/web:v2) from this static busybox and import them.
+    #[arg(long)]
+    demo_images_from: Option<PathBuf>,
+    /// Remove every pod this node runs (containers, mounts, cgroups) and exit: for taking a node
+    /// down for good. An ordinary restart of the agent keeps pods running.
+    #[arg(long)]
+    cleanup: bool,
     /// Log format: text or json.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -58,11 +68,24 @@ async fn run(cli: Cli) -> Result<()> {
         Some(n) => n,
         None => nix::unistd::gethostname().context("reading the host name")?.to_string_lossy().to_lowercase(),
     };
+    if cli.cleanup {
+        return node_agent::pods::cleanup_node(&cli.data_dir, &node_name).map_err(|e| anyhow::anyhow!("cleaning up node {node_name}: {e}"));
+    }
     if cli.node_ip.parse::<std::net::IpAddr>().is_err() {
         anyhow::bail!("--node-ip {:?} is not an IP address", cli.node_ip);
     }
     std::fs::create_dir_all(&cli.data_dir).with_context(|| format!("creating {}", cli.data_dir.display()))?;
+    let mut preload = cli.preload_images.clone();
+    if let Some(busybox) = &cli.demo_images_from {
+        let archive = cli.data_dir.join("demo-images.tar");
+        if !archive.exists() {
+            node_agent::images::build_demo_archive(busybox, &archive)
+                .with_context(|| format!("building the demo images from {}", busybox.display()))?;
+        }
+        preload.push(archive);
+    }
     let link = Link::new(Config {
+        preload,
         server: cli.server,
         node_name,
         node_ip: cli.node_ip,

@@ -1,5 +1,8 @@
-//! Generated gRPC types for the control plane <-> node agent contract (`proto/node.proto`).
+//! The contract between the control plane and node agents: the gRPC service (`proto/node.proto`)
+//! and the Kubernetes value formats both sides read (resource quantities).
 
 pub mod node {
     tonic::include_proto!("tinykube.node.v1");
 }
+
+pub mod quantity;

@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proto::node::node_service_server::NodeService;
-use proto::node::{HeartbeatRequest, HeartbeatResponse, RegisterRequest, RegisterResponse};
+use proto::node::{
+    HeartbeatRequest, HeartbeatResponse, PodEvent, PodReport, RegisterRequest, RegisterResponse, ReportAck, WatchPodsRequest, pod_event,
+};
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -17,12 +19,16 @@ use crate::api::ApiServer;
 use crate::api::error::ApiError;
 use crate::api::negotiate::Query;
 use crate::api::object;
+use crate::api::handlers::DeleteOptions;
 use crate::api::update::{Part, set_condition};
+use crate::informer::{Change, Informer};
 
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(1000);
 
 pub struct NodeGateway {
     pub api: Arc<ApiServer>,
+    /// Every pod, kept current; each node's stream is this cache filtered by `spec.nodeName`.
+    pub pods: Arc<Informer<Value>>,
     pub liveness: Arc<Liveness>,
     pub ipam: NodeIpam,
     /// Serializes registrations so two nodes never pick the same pod CIDR.
@@ -169,6 +175,81 @@ impl NodeService for NodeGateway {
         }))
     }
 
+    type WatchPodsStream = ReceiverStream<Result<PodEvent, Status>>;
+
+    #[instrument(skip_all, fields(node = %req.get_ref().node_name))]
+    async fn watch_pods(&self, req: Request<WatchPodsRequest>) -> Result<Response<Self::WatchPodsStream>, Status> {
+        let node = req.into_inner().node_name;
+        let pods = self.pods.clone();
+        // Subscribe before listing so nothing between the list and the first change is missed.
+        let mut changes = pods.subscribe();
+        let (tx, rx) = mpsc::channel(1024);
+        tokio::spawn(async move {
+            pods.wait_synced().await;
+            if send_all(&pods, &node, &tx).await.is_err() {
+                return;
+            }
+            loop {
+                let event = match changes.recv().await {
+                    Ok(Change::Upsert { old, new }) => {
+                        if bound_to(&new, &node) {
+                            Some(event(pod_event::Kind::Upsert, &new))
+                        } else {
+                            old.filter(|o| bound_to(o, &node)).map(|o| event(pod_event::Kind::Delete, &o))
+                        }
+                    }
+                    Ok(Change::Delete(p)) => bound_to(&p, &node).then(|| event(pod_event::Kind::Delete, &p)),
+                    Ok(Change::Resync) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        if send_all(&pods, &node, &tx).await.is_err() {
+                            return;
+                        }
+                        None
+                    }
+                    Err(_) => return,
+                };
+                if let Some(ev) = event {
+                    if tx.send(Ok(ev)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    #[instrument(skip_all, fields(pod = %format!("{}/{}", req.get_ref().namespace, req.get_ref().name)))]
+    async fn report_pod(&self, req: Request<PodReport>) -> Result<Response<ReportAck>, Status> {
+        let r = req.into_inner();
+        let res = self.api.registry.get("", "v1", "pods").ok_or_else(|| Status::internal("pods not registered"))?;
+        if r.terminated {
+            let opts = DeleteOptions { grace_period: Some(0), precondition_uid: Some(r.uid.clone()), ..Default::default() };
+            return match self.api.delete(&res, Some(&r.namespace), &r.name, &opts).await {
+                Ok(_) => Ok(Response::new(ReportAck {})),
+                // Already gone, or replaced by a pod of the same name: nothing left to do.
+                Err(e) if e.code == 404 || e.code == 409 => Ok(Response::new(ReportAck {})),
+                Err(e) => Err(to_status(e)),
+            };
+        }
+        let status: Value = serde_json::from_slice(&r.status).map_err(|e| Status::invalid_argument(format!("pod status is not JSON: {e}")))?;
+        let uid = r.uid.clone();
+        let result = self
+            .api
+            .update_with(&res, Some(&r.namespace), &r.name, Part::Status, &Query::default(), |old| {
+                if object::uid(old) != Some(uid.as_str()) {
+                    return Err(ApiError::conflict("", "pods", &r.name, "the pod was replaced"));
+                }
+                let mut new = old.clone();
+                new["status"] = status.clone();
+                Ok(new)
+            })
+            .await;
+        match result {
+            Ok(_) => Ok(Response::new(ReportAck {})),
+            Err(e) if e.code == 404 || e.code == 409 => Ok(Response::new(ReportAck {})),
+            Err(e) => Err(to_status(e)),
+        }
+    }
+
     type HeartbeatStream = ReceiverStream<Result<HeartbeatResponse, Status>>;
 
     async fn heartbeat(&self, req: Request<Streaming<HeartbeatRequest>>) -> Result<Response<Self::HeartbeatStream>, Status> {
@@ -199,6 +280,22 @@ impl NodeService for NodeGateway {
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }
+}
+
+fn bound_to(pod: &Value, node: &str) -> bool {
+    pod["spec"]["nodeName"].as_str() == Some(node)
+}
+
+fn event(kind: pod_event::Kind, pod: &Value) -> PodEvent {
+    PodEvent { kind: kind as i32, pod: serde_json::to_vec(pod).unwrap_or_default() }
+}
+
+/// The node's whole pod list, then SYNCED.
+async fn send_all(pods: &Informer<Value>, node: &str, tx: &mpsc::Sender<Result<PodEvent, Status>>) -> Result<(), ()> {
+    for p in pods.list().iter().filter(|p| bound_to(p, node)) {
+        tx.send(Ok(event(pod_event::Kind::Upsert, p))).await.map_err(|_| ())?;
+    }
+    tx.send(Ok(PodEvent { kind: pod_event::Kind::Synced as i32, pod: vec![] })).await.map_err(|_| ())
 }
 
 /// Checks the node token every agent presents as `authorization: Bearer TOKEN`.

@@ -3,7 +3,7 @@
 
 pub mod allocator;
 pub mod defaults;
-pub mod quantity;
+pub use proto::quantity;
 pub mod validation;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,145 @@
+//! The pod manager: runs the pods the control plane binds to this node as real containers,
+//! one worker task per pod, and reports their status back.
+//!
+//! Everything a pod has on the node lives under `DATA/pods/<uid>/` (its last spec, sandbox
+//! namespaces, container state, logs, volumes), so a restarted agent adopts running pods from
+//! there instead of killing them.
+
+pub mod backoff;
+pub mod network;
+pub mod spec;
+pub mod status;
+pub mod worker;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use crate::cgroups::CgroupManager;
+use crate::images::ImageStore;
+
+/// What every pod worker on this node shares.
+pub struct NodeContext {
+    pub node_name: String,
+    pub node_ip: String,
+    pub data_dir: PathBuf,
+    pub images: ImageStore,
+    pub cgroups: Box<dyn CgroupManager>,
+    pub network: network::PodNetwork,
+    pub cluster_dns: String,
+    pub cluster_domain: String,
+    pub reports: mpsc::Sender<Report>,
+}
+
+impl NodeContext {
+    pub fn pods_dir(&self) -> PathBuf {
+        self.data_dir.join("pods")
+    }
+    /// Cgroup path of a pod (and, with a container name, of one of its containers).
+    pub fn cgroup_path(&self, uid: &str, container: Option<&str>) -> String {
+        let pod = format!("tinykube/{}/pod{uid}", self.node_name);
+        match container {
+            Some(c) => format!("{pod}/{c}"),
+            None => pod,
+        }
+    }
+}
+
+/// A status report for the control plane.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub status: Value,
+    /// Deletion finished: every process of the pod is gone.
+    pub terminated: bool,
+}
+
+/// Removes every pod this node runs (containers, mounts, cgroups, addresses): for tearing a node
+/// down for good, never on an ordinary agent restart.
+pub fn cleanup_node(data_dir: &std::path::Path, node_name: &str) -> Result<(), String> {
+    for entry in std::fs::read_dir(data_dir.join("pods")).into_iter().flatten().flatten() {
+        worker::remove_pod_dir(&entry.path());
+    }
+    let cgroups = crate::cgroups::detect("tinykube").map_err(|e| e.to_string())?;
+    if let Ok(Some(g)) = cgroups.open(&format!("tinykube/{node_name}")) {
+        g.kill_all().map_err(|e| e.to_string())?;
+        g.remove().map_err(|e| e.to_string())?;
+    }
+    let _ = std::fs::remove_dir_all(data_dir.join("ipam"));
+    Ok(())
+}
+
+pub fn uid_of(pod: &Value) -> Option<&str> {
+    pod["metadata"]["uid"].as_str().filter(|s| !s.is_empty())
+}
+
+pub struct PodManager {
+    ctx: Arc<NodeContext>,
+    /// Desired spec per pod uid; `None` tells the worker its pod is gone from the API.
+    workers: HashMap<String, watch::Sender<Option<Arc<Value>>>>,
+}
+
+impl PodManager {
+    /// Starts workers for pods found on disk (adoption after an agent restart).
+    pub fn new(ctx: Arc<NodeContext>) -> Self {
+        let mut m = PodManager { ctx, workers: HashMap::new() };
+        let dir = m.ctx.pods_dir();
+        let _ = std::fs::create_dir_all(&dir);
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let spec = entry.path().join("pod.json");
+            match std::fs::read(&spec).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok()) {
+                Some(pod) => {
+                    info!(pod = %worker::pod_key(&pod), "adopting pod found on disk");
+                    m.upsert(pod);
+                }
+                None => {
+                    // A pod directory without its spec: half-created before a crash; remove it.
+                    let uid = entry.file_name().to_string_lossy().into_owned();
+                    worker::cleanup_leftovers(&m.ctx, &uid);
+                }
+            }
+        }
+        m
+    }
+
+    pub fn upsert(&mut self, pod: Value) {
+        let Some(uid) = uid_of(&pod).map(String::from) else { return };
+        let pod = Arc::new(pod);
+        if let Some(tx) = self.workers.get(&uid) {
+            if tx.send(Some(pod.clone())).is_ok() {
+                return;
+            }
+        }
+        let (tx, rx) = watch::channel(Some(pod));
+        let ctx = self.ctx.clone();
+        tokio::spawn(worker::run(ctx, uid.clone(), rx));
+        self.workers.insert(uid, tx);
+    }
+
+    pub fn delete(&mut self, pod: &Value) {
+        if let Some(uid) = uid_of(pod) {
+            if let Some(tx) = self.workers.remove(uid) {
+                let _ = tx.send(None);
+            }
+        }
+    }
+
+    /// After the control plane's full list: pods this node runs that were not listed are gone.
+    pub fn synced(&mut self, listed: &HashSet<String>) {
+        let stale: Vec<String> = self.workers.keys().filter(|u| !listed.contains(*u)).cloned().collect();
+        for uid in stale {
+            warn!(uid, "pod no longer bound to this node; stopping it");
+            if let Some(tx) = self.workers.remove(&uid) {
+                let _ = tx.send(None);
+            }
+        }
+        // Drop senders of workers that already finished.
+        self.workers.retain(|_, tx| !tx.is_closed());
+    }
+}

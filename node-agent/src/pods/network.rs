@@ -1,0 +1,205 @@
+//! Pod addresses: a bridge per node with the first address of the node's pod CIDR, and a veth
+//! pair per pod whose inner end is the pod's eth0. Allocations are files, so they survive agent
+//! restarts and an address is never handed out twice.
+//!
+//! Links and addresses are set with iproute2 (`ip -batch`, two invocations per pod).
+
+use std::fs;
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("pod CIDR {0:?} is not an IPv4 prefix between /16 and /29")]
+    BadCidr(String),
+    #[error("no free address left in {0}")]
+    Exhausted(String),
+    #[error("`ip {args}` failed: {stderr}")]
+    Ip { args: String, stderr: String },
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let context = context.into();
+    move |source| Error::Io { context, source }
+}
+
+pub struct PodNetwork {
+    pub bridge: String,
+    pub gateway: Ipv4Addr,
+    prefix_len: u8,
+    base: u32,
+    size: u32,
+    ipam: PathBuf,
+}
+
+/// Runs `ip [pre...] -batch -` with `commands` on stdin.
+fn ip_batch(pre: &[&str], commands: &str) -> Result<()> {
+    let mut child = Command::new("ip")
+        .args(pre)
+        .args(["-batch", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(io("running ip"))?;
+    child.stdin.take().ok_or_else(|| Error::Ip { args: "-batch".into(), stderr: "no stdin".into() })?.write_all(commands.as_bytes()).map_err(io("writing to ip"))?;
+    let out = child.wait_with_output().map_err(io("waiting for ip"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(Error::Ip { args: format!("{} -batch: {}", pre.join(" "), commands.replace('\n', "; ")), stderr: String::from_utf8_lossy(&out.stderr).trim().to_string() })
+    }
+}
+
+pub fn parse_cidr(cidr: &str) -> Result<(u32, u8)> {
+    let bad = || Error::BadCidr(cidr.to_string());
+    let (ip, len) = cidr.split_once('/').ok_or_else(bad)?;
+    let ip: Ipv4Addr = ip.parse().map_err(|_| bad())?;
+    let len: u8 = len.parse().map_err(|_| bad())?;
+    if !(16..=29).contains(&len) {
+        return Err(bad());
+    }
+    let size = 1u32 << (32 - len);
+    Ok((u32::from(ip) & !(size - 1), len))
+}
+
+/// veth host-side name for a pod (IFNAMSIZ is 16 with the NUL).
+pub fn host_veth(uid: &str) -> String {
+    let hex: String = uid.chars().filter(|c| c.is_ascii_alphanumeric()).take(11).collect();
+    format!("tk{hex}")
+}
+
+impl PodNetwork {
+    /// Sets up (idempotently) the node bridge for `pod_cidr`, keeping allocations under `data_dir/ipam`.
+    pub fn setup(pod_cidr: &str, data_dir: &Path) -> Result<Self> {
+        let (base, prefix_len) = parse_cidr(pod_cidr)?;
+        let size = 1u32 << (32 - prefix_len);
+        let gateway = Ipv4Addr::from(base + 1);
+        let ipam = data_dir.join("ipam");
+        fs::create_dir_all(ipam.join("by-uid")).map_err(io(format!("creating {}", ipam.display())))?;
+        let bridge = "tkbr0".to_string();
+        let exists = Path::new("/sys/class/net").join(&bridge).exists();
+        if !exists {
+            ip_batch(&[], &format!("link add {bridge} type bridge\n"))?;
+        }
+        // `replace` keeps this idempotent across agent restarts.
+        ip_batch(&[], &format!("addr replace {gateway}/{prefix_len} dev {bridge}\nlink set {bridge} up\n"))?;
+        Ok(PodNetwork { bridge, gateway, prefix_len, base, size, ipam })
+    }
+
+    fn by_uid(&self, uid: &str) -> PathBuf {
+        self.ipam.join("by-uid").join(uid)
+    }
+
+    /// The pod's address if it has one already.
+    pub fn address_of(&self, uid: &str) -> Option<Ipv4Addr> {
+        fs::read_to_string(self.by_uid(uid)).ok()?.trim().parse().ok()
+    }
+
+    fn allocate(&self, uid: &str) -> Result<Ipv4Addr> {
+        if let Some(ip) = self.address_of(uid) {
+            return Ok(ip);
+        }
+        // .0 is the network, .1 the bridge, the last the broadcast address.
+        for n in 2..self.size - 1 {
+            let ip = Ipv4Addr::from(self.base + n);
+            let claim = self.ipam.join(ip.to_string());
+            match fs::OpenOptions::new().write(true).create_new(true).open(&claim) {
+                Ok(mut f) => {
+                    f.write_all(uid.as_bytes()).map_err(io("writing an address claim"))?;
+                    fs::write(self.by_uid(uid), ip.to_string()).map_err(io("recording an address"))?;
+                    return Ok(ip);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(io("claiming an address")(e)),
+            }
+        }
+        Err(Error::Exhausted(format!("{}/{}", Ipv4Addr::from(self.base), self.prefix_len)))
+    }
+
+    /// Gives the pod whose network namespace is `netns` an eth0 with an address and a default route.
+    pub fn attach(&self, uid: &str, netns: &Path) -> Result<Ipv4Addr> {
+        let ip = self.allocate(uid)?;
+        let veth = host_veth(uid);
+        if Path::new("/sys/class/net").join(&veth).exists() {
+            return Ok(ip);
+        }
+        // iproute2 names namespaces by /run/netns entries: expose ours there only while wiring it.
+        let name = format!("tkp-{veth}");
+        let link = Path::new("/run/netns").join(&name);
+        fs::create_dir_all("/run/netns").map_err(io("creating /run/netns"))?;
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(netns, &link).map_err(io(format!("linking {}", link.display())))?;
+        let result = (|| {
+            ip_batch(&[], &format!("link add {veth} type veth peer name eth0 netns {name}\nlink set {veth} master {} up\n", self.bridge))?;
+            ip_batch(
+                &["-n", &name],
+                &format!("addr add {ip}/{} dev eth0\nlink set eth0 up\nroute add default via {}\n", self.prefix_len, self.gateway),
+            )
+        })();
+        let _ = fs::remove_file(&link);
+        result.map(|_| ip)
+    }
+
+    /// Removes the pod's link (its pair goes with it) and frees its address. Idempotent.
+    pub fn detach(&self, uid: &str) -> Result<()> {
+        let veth = host_veth(uid);
+        if Path::new("/sys/class/net").join(&veth).exists() {
+            ip_batch(&[], &format!("link del {veth}\n"))?;
+        }
+        if let Some(ip) = self.address_of(uid) {
+            let _ = fs::remove_file(self.ipam.join(ip.to_string()));
+        }
+        let _ = fs::remove_file(self.by_uid(uid));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs_parse_to_their_network_and_bad_ones_are_refused() {
+        assert_eq!(parse_cidr("10.244.1.0/24").unwrap(), (u32::from(Ipv4Addr::new(10, 244, 1, 0)), 24));
+        assert_eq!(parse_cidr("10.244.1.7/24").unwrap().0, u32::from(Ipv4Addr::new(10, 244, 1, 0)));
+        for bad in ["", "10.244.1.0", "10.244.1.0/8", "10.244.1.0/31", "x/24", "10.244.1.0/x"] {
+            assert!(parse_cidr(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn host_veth_names_fit_ifnamsiz() {
+        let n = host_veth("8f2c4b1e-93aa-4e0f-b7c1-2d9e5f6a7b8c");
+        assert_eq!(n, "tk8f2c4b1e93a");
+        assert!(n.len() <= 15);
+    }
+
+    #[test]
+    fn addresses_are_claimed_once_and_reused_for_the_same_pod() {
+        let dir = tempfile::tempdir().unwrap();
+        let net = PodNetwork {
+            bridge: "unused".into(),
+            gateway: Ipv4Addr::new(10, 9, 0, 1),
+            prefix_len: 29,
+            base: u32::from(Ipv4Addr::new(10, 9, 0, 0)),
+            size: 8,
+            ipam: dir.path().to_path_buf(),
+        };
+        fs::create_dir_all(dir.path().join("by-uid")).unwrap();
+        let a = net.allocate("a").unwrap();
+        assert_eq!(a, Ipv4Addr::new(10, 9, 0, 2));
+        assert_eq!(net.allocate("a").unwrap(), a);
+        let ips: Vec<_> = ["b", "c", "d", "e"].iter().map(|u| net.allocate(u).unwrap()).collect();
+        assert_eq!(ips.last().unwrap(), &Ipv4Addr::new(10, 9, 0, 6));
+        assert!(matches!(net.allocate("f"), Err(Error::Exhausted(_))));
+        net.detach("c").unwrap();
+        assert_eq!(net.allocate("f").unwrap(), Ipv4Addr::new(10, 9, 0, 4));
+    }
+}

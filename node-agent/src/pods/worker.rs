@@ -1,0 +1,557 @@
+//! One pod's life on the node: sandbox and address, containers started and restarted by the
+//! restart policy with crash back-off, status reports, and graceful termination.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+use tracing::{Instrument, info, info_span, warn};
+
+use super::status::{self, ContainerView, PodFacts, State, Terminated};
+use super::{NodeContext, Report, backoff, spec};
+use crate::images::Image;
+use crate::runtime::{self, Container, ContainerSpec, ErrorKind, Mount, Rootfs, Sandbox};
+
+pub fn pod_key(pod: &Value) -> String {
+    format!("{}/{}", pod["metadata"]["namespace"].as_str().unwrap_or(""), pod["metadata"]["name"].as_str().unwrap_or(""))
+}
+
+fn now() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// What survives an agent restart about a container besides the runtime's own state.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Meta {
+    restart_count: u32,
+    last: Option<(i32, String, String, String)>,
+    image_id: String,
+    started_at: String,
+}
+
+struct Slot {
+    running: Option<Arc<Container>>,
+    meta: Meta,
+    state: State,
+    backoff: Option<Duration>,
+    next_start: Option<Instant>,
+    started: Option<Instant>,
+    /// Terminated and not to be restarted (restart policy).
+    finished: bool,
+}
+
+impl Slot {
+    fn new() -> Self {
+        Slot {
+            running: None,
+            meta: Meta::default(),
+            state: State::Waiting { reason: "ContainerCreating".into(), message: None },
+            backoff: None,
+            next_start: None,
+            started: None,
+            finished: false,
+        }
+    }
+}
+
+struct Worker {
+    ctx: Arc<NodeContext>,
+    uid: String,
+    dir: PathBuf,
+    pod: Arc<Value>,
+    sandbox: Option<Sandbox>,
+    ip: Option<String>,
+    slots: BTreeMap<String, Slot>,
+    start_time: String,
+    last_status: Value,
+    exits: mpsc::UnboundedSender<String>,
+}
+
+pub async fn run(ctx: Arc<NodeContext>, uid: String, mut desired: watch::Receiver<Option<Arc<Value>>>) {
+    let Some(pod) = desired.borrow().clone() else { return };
+    let span = info_span!("pod", pod = %pod_key(&pod), uid = %uid);
+    let (exits, mut exited) = mpsc::unbounded_channel();
+    let dir = ctx.pods_dir().join(&uid);
+    let mut w = Worker {
+        ctx,
+        uid,
+        dir,
+        pod,
+        sandbox: None,
+        ip: None,
+        slots: BTreeMap::new(),
+        start_time: now(),
+        last_status: Value::Null,
+        exits,
+    };
+    async move {
+        w.adopt();
+        loop {
+            let current = desired.borrow().clone();
+            let gone = current.is_none();
+            if let Some(p) = current {
+                w.pod = p;
+            }
+            if gone || w.pod["metadata"]["deletionTimestamp"].is_string() {
+                w.terminate(gone).await;
+                return;
+            }
+            w.sync().await;
+            w.report(false).await;
+            let wake = w.next_wake();
+            tokio::select! {
+                changed = desired.changed() => {
+                    if changed.is_err() {
+                        // The manager dropped us: the agent is shutting down. Leave containers running.
+                        return;
+                    }
+                }
+                Some(name) = exited.recv() => w.on_exit(&name).await,
+                _ = sleep_until(wake) => {}
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn sleep_until(when: Option<Instant>) {
+    match when {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Removes what a pod left on the node when nothing else is known about it.
+pub fn cleanup_leftovers(ctx: &NodeContext, uid: &str) {
+    remove_pod_dir(&ctx.pods_dir().join(uid));
+    let _ = ctx.network.detach(uid);
+    if let Ok(Some(g)) = ctx.cgroups.open(&ctx.cgroup_path(uid, None)) {
+        let _ = g.kill_all();
+        let _ = g.remove();
+    }
+}
+
+/// Stops a pod's containers and removes its sandbox mounts and directory.
+pub fn remove_pod_dir(dir: &std::path::Path) {
+    for entry in std::fs::read_dir(dir.join("containers")).into_iter().flatten().flatten() {
+        if let Ok(Some(c)) = Container::load(&entry.path()) {
+            let _ = c.destroy();
+        }
+    }
+    if let Ok(sb) = Sandbox::open(&dir.join("sandbox")) {
+        let _ = sb.destroy();
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+impl Worker {
+    fn containers(&self) -> Vec<Value> {
+        self.pod["spec"]["containers"].as_array().cloned().unwrap_or_default()
+    }
+
+    fn container_dir(&self, name: &str) -> PathBuf {
+        self.dir.join("containers").join(name)
+    }
+
+    fn meta_path(&self, name: &str) -> PathBuf {
+        self.dir.join("containers").join(format!("{name}.meta.json"))
+    }
+
+    fn save_meta(&self, name: &str, meta: &Meta) {
+        if let Ok(b) = serde_json::to_vec(meta) {
+            let tmp = self.meta_path(name).with_extension("tmp");
+            if std::fs::write(&tmp, b).is_ok() {
+                let _ = std::fs::rename(&tmp, self.meta_path(name));
+            }
+        }
+    }
+
+    /// Picks up what an earlier agent left running for this pod.
+    fn adopt(&mut self) {
+        if let Ok(sb) = Sandbox::open(&self.dir.join("sandbox")) {
+            self.sandbox = Some(sb);
+            self.ip = self.ctx.network.address_of(&self.uid).map(|ip| ip.to_string());
+        }
+        if let Ok(st) = std::fs::read_to_string(self.dir.join("start_time")) {
+            self.start_time = st.trim().to_string();
+        }
+        for c in self.containers() {
+            let Some(name) = c["name"].as_str() else { continue };
+            let mut slot = Slot::new();
+            if let Some(meta) = std::fs::read(self.meta_path(name)).ok().and_then(|b| serde_json::from_slice::<Meta>(&b).ok()) {
+                slot.meta = meta;
+            }
+            if let Ok(Some(container)) = Container::load(&self.container_dir(name)) {
+                let container = Arc::new(container);
+                info!(container = name, pid = container.pid(), "adopted running container");
+                slot.state = State::Running { started_at: slot.meta.started_at.clone() };
+                slot.started = Some(Instant::now());
+                self.watch_exit(name, container.clone());
+                slot.running = Some(container);
+            }
+            self.slots.insert(name.to_string(), slot);
+        }
+    }
+
+    fn watch_exit(&self, name: &str, container: Arc<Container>) {
+        let tx = self.exits.clone();
+        let name = name.to_string();
+        tokio::spawn(async move {
+            let _ = container.wait().await;
+            let _ = tx.send(name);
+        });
+    }
+
+    /// Sandbox, address and pod files: made once per pod.
+    async fn ensure_sandbox(&mut self) -> Result<(), String> {
+        if self.sandbox.is_some() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(self.dir.join("containers")).map_err(|e| e.to_string())?;
+        std::fs::write(self.dir.join("start_time"), &self.start_time).map_err(|e| e.to_string())?;
+        let hostname = runtime::truncate_pod_hostname(self.pod["metadata"]["name"].as_str().unwrap_or("pod")).map_err(|e| e.to_string())?;
+        let sb_dir = self.dir.join("sandbox");
+        let sb = tokio::task::spawn_blocking(move || Sandbox::create(&sb_dir, &hostname)).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+        let ip = self.ctx.network.attach(&self.uid, &sb.net_ns_path()).map_err(|e| e.to_string())?;
+        self.ip = Some(ip.to_string());
+        let hostname = runtime::truncate_pod_hostname(self.pod["metadata"]["name"].as_str().unwrap_or("pod")).unwrap_or_default();
+        let ns = self.pod["metadata"]["namespace"].as_str().unwrap_or("default");
+        let files = [
+            ("hosts", spec::hosts_file(self.ip.as_deref(), &hostname)),
+            ("hostname", format!("{hostname}\n")),
+            ("resolv.conf", spec::resolv_conf(&self.ctx.cluster_dns, ns, &self.ctx.cluster_domain)),
+        ];
+        for (f, content) in files {
+            std::fs::write(self.dir.join(f), content).map_err(|e| e.to_string())?;
+        }
+        self.ctx.cgroups.create(&self.ctx.cgroup_path(&self.uid, None), &Default::default()).map_err(|e| e.to_string())?;
+        self.sandbox = Some(sb);
+        Ok(())
+    }
+
+    async fn sync(&mut self) {
+        if let Err(e) = std::fs::create_dir_all(&self.dir).and_then(|_| std::fs::write(self.dir.join("pod.json"), serde_json::to_vec(&*self.pod).unwrap_or_default())) {
+            warn!(error = %e, "saving the pod spec failed");
+        }
+        if let Err(e) = self.ensure_sandbox().await {
+            warn!(error = %e, "creating the pod sandbox failed");
+            for c in self.containers() {
+                let name = c["name"].as_str().unwrap_or_default().to_string();
+                let slot = self.slots.entry(name).or_insert_with(Slot::new);
+                slot.state = State::Waiting { reason: "ContainerCreating".into(), message: Some(format!("failed to create pod sandbox: {e}")) };
+                slot.next_start = Some(Instant::now() + Duration::from_secs(1));
+            }
+            return;
+        }
+        for c in self.containers() {
+            let Some(name) = c["name"].as_str().map(String::from) else { continue };
+            let slot = self.slots.entry(name.clone()).or_insert_with(Slot::new);
+            if slot.running.is_some() || slot.finished {
+                continue;
+            }
+            if slot.next_start.is_some_and(|t| t > Instant::now()) {
+                continue;
+            }
+            self.start(&name, &c).await;
+        }
+    }
+
+    fn next_wake(&self) -> Option<Instant> {
+        self.slots.values().filter(|s| s.running.is_none() && !s.finished).filter_map(|s| s.next_start).min()
+    }
+
+    /// The image for a container per its pull policy; Always falls back to a local copy when the
+    /// registry cannot be reached (offline nodes run preloaded images).
+    async fn image(&self, c: &Value) -> Result<Image, (String, String)> {
+        let reference = c["image"].as_str().unwrap_or_default();
+        if crate::images::normalize(reference).is_err() {
+            return Err(("InvalidImageName".into(), format!("Failed to apply default image tag \"{reference}\": couldn't parse image name")));
+        }
+        let local = self.ctx.images.get(reference).ok().flatten();
+        let policy = c["imagePullPolicy"].as_str().unwrap_or("IfNotPresent");
+        match (policy, local) {
+            ("Never", Some(img)) | ("IfNotPresent", Some(img)) => Ok(img),
+            ("Never", None) => Err(("ErrImageNeverPull".into(), format!("Container image \"{reference}\" is not present with pull policy of Never"))),
+            (_, local) => match self.ctx.images.pull(reference, None).await {
+                Ok(img) => Ok(img),
+                Err(e) => match (local, &e) {
+                    (Some(img), crate::images::Error::Registry(_)) => Ok(img),
+                    _ => Err(("ErrImagePull".into(), format!("failed to pull image \"{reference}\": {e}"))),
+                },
+            },
+        }
+    }
+
+    async fn start(&mut self, name: &str, c: &Value) {
+        let image = match self.image(c).await {
+            Ok(img) => img,
+            Err((reason, message)) => {
+                let slot = self.slots.get_mut(name).expect("slot exists");
+                // A failed pull shows ErrImagePull once, then ImagePullBackOff while waiting to retry.
+                let reason = if reason == "ErrImagePull" && matches!(&slot.state, State::Waiting { reason, .. } if reason == "ErrImagePull" || reason == "ImagePullBackOff") {
+                    "ImagePullBackOff".to_string()
+                } else {
+                    reason
+                };
+                let delay = backoff::next_delay(slot.backoff, Duration::ZERO);
+                slot.backoff = Some(delay);
+                slot.next_start = Some(Instant::now() + delay);
+                slot.state = State::Waiting { reason, message: Some(message) };
+                return;
+            }
+        };
+        let result = self.create_container(name, c, &image).await;
+        let slot = self.slots.get_mut(name).expect("slot exists");
+        match result {
+            Ok(container) => {
+                let container = Arc::new(container);
+                // Every start after a termination is a restart.
+                if slot.meta.last.is_some() {
+                    slot.meta.restart_count += 1;
+                }
+                slot.meta.started_at = now();
+                slot.meta.image_id = image.image_id_with_repo();
+                slot.state = State::Running { started_at: slot.meta.started_at.clone() };
+                slot.started = Some(Instant::now());
+                slot.next_start = None;
+                slot.running = Some(container.clone());
+                let meta = slot.meta.clone();
+                self.save_meta(name, &meta);
+                self.watch_exit(name, container);
+            }
+            Err((kind, message)) => {
+                let reason = if kind == ErrorKind::RunContainer { "RunContainerError" } else { "CreateContainerError" };
+                warn!(container = name, reason, message, "container failed to start");
+                let delay = backoff::next_delay(slot.backoff, Duration::ZERO);
+                slot.backoff = Some(delay);
+                slot.next_start = Some(Instant::now() + delay);
+                slot.state = State::Waiting { reason: reason.into(), message: Some(message) };
+            }
+        }
+    }
+
+    async fn create_container(&self, name: &str, c: &Value, image: &Image) -> Result<Container, (ErrorKind, String)> {
+        let create_err = |m: String| (ErrorKind::CreateContainer, m);
+        let env = spec::environment(&image.config, c, &[]);
+        let argv = spec::argv(&image.config, c, &env).map_err(create_err)?;
+        let sandbox = self.sandbox.as_ref().ok_or_else(|| create_err("no pod sandbox".into()))?;
+        let cdir = self.container_dir(name);
+        // Numbered like the restart count this start will have, so `--previous` finds the last one.
+        let restart = self.slots.get(name).map(|s| s.meta.restart_count + u32::from(s.meta.last.is_some())).unwrap_or(0);
+        let log_dir = self.dir.join("logs").join(name);
+        std::fs::create_dir_all(&log_dir).map_err(|e| create_err(format!("creating {}: {e}", log_dir.display())))?;
+        let mut mounts = vec![
+            Mount { source: self.dir.join("hosts"), destination: "/etc/hosts".into(), read_only: false },
+            Mount { source: self.dir.join("hostname"), destination: "/etc/hostname".into(), read_only: false },
+            Mount { source: self.dir.join("resolv.conf"), destination: "/etc/resolv.conf".into(), read_only: false },
+        ];
+        for vm in c["volumeMounts"].as_array().into_iter().flatten() {
+            let (Some(vol), Some(path)) = (vm["name"].as_str(), vm["mountPath"].as_str()) else { continue };
+            let Some((source, create)) = spec::volume_source(&self.dir, &self.pod, vol) else {
+                return Err(create_err(format!("volume {vol:?} has a kind this node does not support")));
+            };
+            if create {
+                std::fs::create_dir_all(&source).map_err(|e| create_err(format!("creating volume {vol}: {e}")))?;
+            }
+            mounts.push(Mount { source, destination: path.into(), read_only: vm["readOnly"].as_bool().unwrap_or(false) });
+        }
+        let group = self
+            .ctx
+            .cgroups
+            .create(&self.ctx.cgroup_path(&self.uid, Some(name)), &spec::limits(c))
+            .map_err(|e| create_err(format!("creating the container's cgroup: {e}")))?;
+        // A fresh writable layer per start, as a new container would have.
+        let _ = std::fs::remove_dir_all(cdir.join("rootfs"));
+        let cwd = c["workingDir"].as_str().filter(|s| !s.is_empty()).map(PathBuf::from).or_else(|| {
+            (!image.config.working_dir.is_empty()).then(|| PathBuf::from(&image.config.working_dir))
+        });
+        let spec = ContainerSpec {
+            id: format!("{}-{name}-{restart}", &self.uid[..8.min(self.uid.len())]),
+            state_dir: cdir.clone(),
+            rootfs: Rootfs {
+                layers: image.layers.clone(),
+                upper_dir: cdir.join("rootfs/upper"),
+                work_dir: cdir.join("rootfs/work"),
+                mount_point: cdir.join("rootfs/merged"),
+            },
+            namespaces: sandbox.namespaces(),
+            mounts,
+            argv,
+            env,
+            cwd,
+            uid: c["securityContext"]["runAsUser"].as_u64().unwrap_or(0) as u32,
+            gid: c["securityContext"]["runAsGroup"].as_u64().unwrap_or(0) as u32,
+            supplemental_gids: vec![],
+            readonly_rootfs: c["securityContext"]["readOnlyRootFilesystem"].as_bool().unwrap_or(false),
+            log_path: log_dir.join(format!("{restart}.log")),
+            cgroup_procs: group.procs_files(),
+        };
+        tokio::task::spawn_blocking(move || runtime::create(&spec))
+            .await
+            .map_err(|e| create_err(e.to_string()))?
+            .map_err(|e| (e.kind(), e.to_string()))
+    }
+
+    /// A container ended: record how, and decide about restarting it.
+    async fn on_exit(&mut self, name: &str) {
+        let oom = self
+            .ctx
+            .cgroups
+            .open(&self.ctx.cgroup_path(&self.uid, Some(name)))
+            .ok()
+            .flatten()
+            .map(|g| g.oom_killed().unwrap_or(false))
+            .unwrap_or(false);
+        let policy = self.pod["spec"]["restartPolicy"].as_str().unwrap_or("Always").to_string();
+        let Some(slot) = self.slots.get_mut(name) else { return };
+        let Some(container) = slot.running.take() else { return };
+        let (code, mut reason) = match container.status() {
+            Ok(runtime::Status::Exited(s)) => (s.code(), if s.code() == 0 { "Completed" } else { "Error" }),
+            Ok(runtime::Status::Running) => {
+                // Spurious wake-up: keep watching.
+                slot.running = Some(container.clone());
+                self.watch_exit(name, container);
+                return;
+            }
+            _ => (137, "ContainerStatusUnknown"),
+        };
+        if oom && code == 137 {
+            reason = "OOMKilled";
+        }
+        let t = Terminated {
+            exit_code: code,
+            reason: reason.into(),
+            message: None,
+            started_at: slot.meta.started_at.clone(),
+            finished_at: now(),
+        };
+        info!(container = name, exit_code = code, reason, "container exited");
+        let _ = tokio::task::spawn_blocking(move || container.destroy()).await;
+        slot.meta.last = Some((t.exit_code, t.reason.clone(), t.started_at.clone(), t.finished_at.clone()));
+        let restart = policy == "Always" || (policy == "OnFailure" && code != 0);
+        if restart {
+            let ran = slot.started.map(|s| s.elapsed()).unwrap_or_default();
+            let delay = backoff::next_delay(slot.backoff, ran);
+            slot.backoff = Some(delay);
+            slot.next_start = Some(Instant::now() + delay);
+            let pod_name = self.pod["metadata"]["name"].as_str().unwrap_or("");
+            slot.state = State::Waiting {
+                reason: "CrashLoopBackOff".into(),
+                message: Some(format!("back-off {}s restarting failed container={name} pod={pod_name}_{}({})", delay.as_secs(), self.pod["metadata"]["namespace"].as_str().unwrap_or(""), self.uid)),
+            };
+        } else {
+            slot.finished = true;
+            slot.state = State::Terminated(t);
+        }
+        let meta = slot.meta.clone();
+        self.save_meta(name, &meta);
+    }
+
+    fn views(&self) -> Vec<ContainerView> {
+        self.containers()
+            .iter()
+            .filter_map(|c| {
+                let name = c["name"].as_str()?;
+                let slot = self.slots.get(name);
+                let state = slot.map(|s| s.state.clone()).unwrap_or(State::Waiting { reason: "ContainerCreating".into(), message: None });
+                let last = slot.and_then(|s| s.meta.last.clone()).map(|(exit_code, reason, started_at, finished_at)| Terminated {
+                    exit_code,
+                    reason,
+                    message: None,
+                    started_at,
+                    finished_at,
+                });
+                let running = slot.and_then(|s| s.running.as_ref());
+                Some(ContainerView {
+                    name: name.into(),
+                    image: c["image"].as_str().unwrap_or_default().into(),
+                    image_id: slot.map(|s| s.meta.image_id.clone()).unwrap_or_default(),
+                    container_id: running.map(|r| format!("tinykube://{}", r.id())).unwrap_or_default(),
+                    ready: matches!(state, State::Running { .. }),
+                    state,
+                    last,
+                    restart_count: slot.map(|s| s.meta.restart_count).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    async fn report(&mut self, terminated: bool) {
+        let views = self.views();
+        let previous = self.pod["status"].clone();
+        let facts = PodFacts {
+            restart_policy: self.pod["spec"]["restartPolicy"].as_str().unwrap_or("Always"),
+            containers: &views,
+            pod_ip: self.ip.as_deref(),
+            host_ip: &self.ctx.node_ip,
+            start_time: &self.start_time,
+            qos_class: status::qos_class(&self.pod),
+            previous: &previous,
+            now: &now(),
+        };
+        let st = status::pod_status(&facts);
+        if st == self.last_status && !terminated {
+            return;
+        }
+        self.last_status = st.clone();
+        let report = Report {
+            namespace: self.pod["metadata"]["namespace"].as_str().unwrap_or("").into(),
+            name: self.pod["metadata"]["name"].as_str().unwrap_or("").into(),
+            uid: self.uid.clone(),
+            status: st,
+            terminated,
+        };
+        let _ = self.ctx.reports.send(report).await;
+    }
+
+    /// Graceful stop: SIGTERM, the grace period, SIGKILL; then everything the pod had is removed
+    /// and, if the API still holds the pod, it is told the pod is gone.
+    async fn terminate(&mut self, gone_from_api: bool) {
+        let grace = self.pod["metadata"]["deletionGracePeriodSeconds"]
+            .as_i64()
+            .or_else(|| self.pod["spec"]["terminationGracePeriodSeconds"].as_i64())
+            .unwrap_or(30)
+            .max(0) as u64;
+        let running: Vec<(String, Arc<Container>)> =
+            self.slots.iter().filter_map(|(n, s)| s.running.clone().map(|c| (n.clone(), c))).collect();
+        info!(grace, containers = running.len(), "stopping pod");
+        for (_, c) in &running {
+            let _ = c.signal(if grace == 0 { Signal::SIGKILL } else { Signal::SIGTERM });
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(grace);
+        for (name, c) in &running {
+            if tokio::time::timeout_at(deadline, c.wait()).await.is_err() {
+                info!(container = %name, "grace period over; killing");
+                let _ = c.signal(Signal::SIGKILL);
+                let _ = c.wait().await;
+            }
+        }
+        let ctx = self.ctx.clone();
+        let uid = self.uid.clone();
+        self.sandbox = None;
+        let _ = tokio::task::spawn_blocking(move || cleanup_leftovers(&ctx, &uid)).await;
+        if !gone_from_api {
+            for s in self.slots.values_mut() {
+                s.running = None;
+            }
+            self.report(true).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn pod_keys_are_namespace_slash_name() {
+        assert_eq!(pod_key(&json!({"metadata": {"namespace": "team", "name": "web-1"}})), "team/web-1");
+    }
+}
