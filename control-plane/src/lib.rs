@@ -10,6 +10,7 @@ pub mod informer;
 pub mod nodes;
 pub mod pki;
 pub mod registry;
+pub mod scheduler;
 pub mod store;
 pub mod tls;
 pub mod workqueue;

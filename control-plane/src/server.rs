@@ -14,7 +14,11 @@ use control_plane::nodes::liveness::Liveness;
 use control_plane::pki::Pki;
 use control_plane::registry::Registry;
 use control_plane::registry::allocator::ServiceAllocator;
+use control_plane::events::Recorder;
+use control_plane::informer::Informer;
 use control_plane::{bootstrap, controllers, store, tls};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Node, Pod};
 use proto::node::node_service_server::NodeServiceServer;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -146,6 +150,15 @@ pub async fn start(cfg: ServerConfig) -> Result<Running> {
     }
 
     tasks.push(tokio::spawn(controllers::namespace::run(api.clone())));
+    let informer = |group: &str, plural: &str| api.registry.get(group, "v1", plural).with_context(|| format!("{plural} not registered"));
+    let typed_pods = Informer::<Pod>::start(api.clone(), informer("", "pods")?);
+    let nodes = Informer::<Node>::start(api.clone(), informer("", "nodes")?);
+    let rss = Informer::<ReplicaSet>::start(api.clone(), informer("apps", "replicasets")?);
+    let deployments = Informer::<Deployment>::start(api.clone(), informer("apps", "deployments")?);
+    let recorder = |component: &str| Recorder::new(api.clone(), component, "");
+    tasks.push(tokio::spawn(controllers::scheduling::run(api.clone(), typed_pods.clone(), nodes.clone(), recorder("default-scheduler"))));
+    tasks.push(tokio::spawn(controllers::replicaset::run::run(api.clone(), rss.clone(), typed_pods.clone(), recorder("replicaset-controller"))));
+    tasks.push(tokio::spawn(controllers::garbage_collector::run(api.clone(), deployments.clone(), rss.clone(), typed_pods.clone())));
     tasks.push(tokio::spawn(controllers::nodes::run(api.clone(), liveness, cfg.node_grace)));
     info!(api_port, grpc_port, data_dir = %cfg.data_dir.display(), "control plane serving");
     Ok(Running { api, pki, api_port, grpc_port, shutdown, tasks })

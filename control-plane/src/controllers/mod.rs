@@ -1,4 +1,8 @@
 //! Controllers: level-triggered loops that move the cluster toward what its objects ask for.
 
+pub mod garbage_collector;
+pub mod gc;
 pub mod namespace;
 pub mod nodes;
+pub mod replicaset;
+pub mod scheduling;
