@@ -134,6 +134,31 @@ impl Pki {
     }
 
     /// A rustls server configuration serving the API server certificate, offering h2 and http/1.1.
+    /// A serving certificate for a node agent's own endpoint (logs, exec), signed by the cluster CA,
+    /// naming the node and its addresses. Issued at registration; kept only in the agent's memory.
+    pub fn issue_node_cert(&self, node_name: &str, ips: &[IpAddr]) -> Result<(String, String)> {
+        let gen_err = |source| Error::Generate { what: "node serving certificate", source };
+        let ca_path = Path::new("ca.crt");
+        let ca_der = first_cert(&self.ca_cert_pem, ca_path)?;
+        let ca_key = KeyPair::from_pem(&self.ca_key_pem).map_err(gen_err)?;
+        let issuer = Issuer::from_ca_cert_der(&ca_der, ca_key).map_err(|e| invalid(ca_path, e))?;
+        let key = KeyPair::generate().map_err(gen_err)?;
+        let now = SystemTime::now();
+        let mut params = CertificateParams::default();
+        params.distinguished_name = DistinguishedName::new();
+        params.distinguished_name.push(DnType::CommonName, format!("system:node:{node_name}"));
+        let mut sans = vec![SanType::DnsName(node_name.to_string().try_into().map_err(gen_err)?)];
+        sans.extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
+        params.subject_alt_names = sans;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.not_before = (now - BACKDATE).into();
+        params.not_after = (now + SERVER_VALIDITY).into();
+        params.serial_number = Some(random_serial());
+        let cert = params.signed_by(&key, &issuer).map_err(gen_err)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+
     pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>> {
         let certs = parse_certs(&self.server_cert_pem, Path::new(SERVER_CERT))?;
         let key = parse_private_key(&self.server_key_pem, Path::new(SERVER_KEY))?;

@@ -1,5 +1,6 @@
 //! Controllers: level-triggered loops that move the cluster toward what its objects ask for.
 
+pub mod deployment;
 pub mod garbage_collector;
 pub mod gc;
 pub mod namespace;

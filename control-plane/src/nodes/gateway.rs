@@ -24,6 +24,8 @@ use crate::api::update::{Part, set_condition};
 use crate::informer::{Change, Informer};
 
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(1000);
+/// Where agents serve logs and exec (the kubelet's port).
+pub const AGENT_PORT: u16 = 10250;
 
 pub struct NodeGateway {
     pub api: Arc<ApiServer>,
@@ -31,6 +33,8 @@ pub struct NodeGateway {
     pub pods: Arc<Informer<Value>>,
     pub liveness: Arc<Liveness>,
     pub ipam: NodeIpam,
+    /// Signs each node's serving certificate.
+    pub pki: crate::pki::Pki,
     /// Serializes registrations so two nodes never pick the same pod CIDR.
     pub register_lock: tokio::sync::Mutex<()>,
 }
@@ -79,7 +83,7 @@ impl NodeGateway {
                 "containerRuntimeVersion": info.container_runtime_version, "kubeletVersion": info.kubelet_version,
                 "kubeProxyVersion": "", "operatingSystem": info.operating_system, "architecture": info.architecture,
             },
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": AGENT_PORT}},
             "conditions": [],
         })
     }
@@ -167,7 +171,13 @@ impl NodeService for NodeGateway {
             info!(pod_cidr, "node re-registered");
         }
         self.liveness.beat(&r.node_name);
+        let ips: Vec<std::net::IpAddr> = r.addresses.iter().filter_map(|a| a.address.parse().ok()).collect();
+        let (serving_cert, serving_key) =
+            self.pki.issue_node_cert(&r.node_name, &ips).map_err(|e| Status::internal(format!("issuing the node certificate: {e}")))?;
         Ok(Response::new(RegisterResponse {
+            serving_cert,
+            serving_key,
+            agent_port: AGENT_PORT as u32,
             pod_cidr,
             heartbeat_interval_ms: HEARTBEAT_INTERVAL.as_millis() as u32,
             cluster_dns: self.api.services.nth(10).to_string(),

@@ -6,6 +6,7 @@
 //! there instead of killing them.
 
 pub mod backoff;
+pub mod logs;
 pub mod network;
 pub mod spec;
 pub mod status;

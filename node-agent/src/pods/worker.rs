@@ -199,11 +199,22 @@ impl Worker {
         }
     }
 
+    /// Waits for the container to end, indexing its log meanwhile.
     fn watch_exit(&self, name: &str, container: Arc<Container>) {
         let tx = self.exits.clone();
         let name = name.to_string();
+        let log = container.state().log_path.clone();
         tokio::spawn(async move {
-            let _ = container.wait().await;
+            let mut seen = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+            let wait = container.wait();
+            tokio::pin!(wait);
+            loop {
+                tokio::select! {
+                    _ = &mut wait => break,
+                    _ = tokio::time::sleep(super::logs::POLL) => seen = super::logs::index_growth(&log, seen),
+                }
+            }
+            super::logs::index_growth(&log, seen);
             let _ = tx.send(name);
         });
     }
@@ -389,7 +400,7 @@ impl Worker {
             gid: c["securityContext"]["runAsGroup"].as_u64().unwrap_or(0) as u32,
             supplemental_gids: vec![],
             readonly_rootfs: c["securityContext"]["readOnlyRootFilesystem"].as_bool().unwrap_or(false),
-            log_path: log_dir.join(format!("{restart}.log")),
+            log_path: super::logs::log_path(&log_dir, restart),
             cgroup_procs: group.procs_files(),
         };
         tokio::task::spawn_blocking(move || runtime::create(&spec))
