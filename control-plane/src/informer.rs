@@ -151,6 +151,7 @@ pub(crate) mod tests {
             registry: Arc::new(crate::registry::Registry::new()),
             services: crate::registry::allocator::ServiceAllocator::new("10.96.0.0/12", 30000..=32767).unwrap(),
             admin_token: None,
+            nodes: None,
         })
     }
 

@@ -92,6 +92,7 @@ pub async fn start(cfg: ServerConfig) -> Result<Running> {
         registry: Arc::new(Registry::new()),
         services,
         admin_token: Some(pki.admin_token.clone()),
+        nodes: Some(control_plane::api::remote::NodeConnector::new(pki.ca_cert_pem.clone(), pki.node_token.clone())),
     });
     if let Some(svc) = api.registry.get("", "v1", "services") {
         let (existing, _) = api.list_objects(&svc, None, &Default::default()).await.map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -138,7 +138,35 @@ impl Link {
             cluster_domain: assigned.cluster_domain.clone(),
             reports: reports.clone(),
         });
+        self.serve_agent(assigned)?;
         Ok(PodManager::new(ctx))
+    }
+
+    /// Starts AgentService (logs, exec) on the node address, with the certificate the control
+    /// plane issued for this node.
+    fn serve_agent(&self, assigned: &RegisterResponse) -> Result<(), String> {
+        let addr: std::net::SocketAddr = format!("{}:{}", self.cfg.node_ip, assigned.agent_port)
+            .parse()
+            .map_err(|e| format!("agent address {}:{}: {e}", self.cfg.node_ip, assigned.agent_port))?;
+        let identity = tonic::transport::Identity::from_pem(&assigned.serving_cert, &assigned.serving_key);
+        let service = proto::node::agent_service_server::AgentServiceServer::with_interceptor(
+            crate::service::Agent { data_dir: self.cfg.data_dir.clone() },
+            crate::service::token_interceptor(self.token.clone()),
+        );
+        let std_listener = std::net::TcpListener::bind(addr).map_err(|e| format!("binding {addr}: {e}"))?;
+        std_listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let listener = tokio::net::TcpListener::from_std(std_listener).map_err(|e| e.to_string())?;
+        let server = tonic::transport::Server::builder()
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .map_err(|e| e.to_string())?
+            .add_service(service);
+        tokio::spawn(async move {
+            if let Err(e) = server.serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)).await {
+                warn!(error = %e, "agent service stopped");
+            }
+        });
+        info!(%addr, "agent service listening");
+        Ok(())
     }
 
     /// One connection: register, then heartbeat and follow this node's pods until a stream breaks.

@@ -7,3 +7,4 @@ pub mod images;
 pub mod machine;
 pub mod pods;
 pub mod runtime;
+pub mod service;

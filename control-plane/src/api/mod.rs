@@ -9,6 +9,7 @@ pub mod openapi;
 pub mod openapi_v2;
 pub mod patch;
 pub mod protobuf;
+pub mod remote;
 pub mod path;
 pub mod selectors;
 pub mod table;
@@ -48,6 +49,8 @@ pub struct ApiServer {
     pub services: Arc<ServiceAllocator>,
     /// Bearer token of the admin user; `None` turns authentication off (unit tests only).
     pub admin_token: Option<String>,
+    /// Connections to node agents for logs and exec; `None` in servers without nodes (tests).
+    pub nodes: Option<Arc<remote::NodeConnector>>,
 }
 
 pub type Shared = Arc<ApiServer>;
@@ -228,6 +231,21 @@ async fn dispatch(s: Shared, core: bool, req: Request) -> Result<Response> {
                 (Method::PUT, Some("finalize")) => {
                     let body = with_body(read_body(body).await?)?;
                     Ok(json_response(200, &s.finalize_namespace(res, &name, body, &q).await?, &[]))
+                }
+                (Method::GET, Some("log")) => s.logs(ns.unwrap_or("default"), &name, &q).await,
+                (Method::GET | Method::POST, Some("exec")) => {
+                    let mut parts = parts;
+                    match <axum::extract::ws::WebSocketUpgrade as axum::extract::FromRequestParts<()>>::from_request_parts(&mut parts, &()).await {
+                        Ok(ws) => s.exec(ns.unwrap_or("default"), &name, parts.uri.query(), ws).await,
+                        Err(_) => {
+                            // A plain request (kubectl's SPDY fallback): report a bad pod or container first.
+                            let container = form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+                                .find(|(k, _)| k == "container")
+                                .map(|(_, v)| v.into_owned());
+                            s.check_exec_target(ns.unwrap_or("default"), &name, container.as_deref()).await?;
+                            Err(ApiError::bad_request("exec needs a WebSocket upgrade (v5.channel.k8s.io); SPDY is not supported"))
+                        }
+                    }
                 }
                 (_, Some("log" | "exec" | "attach" | "portforward")) => {
                     Err(ApiError::unavailable(format!("{} is not available for pod {name}: its node has no running container for it", sub.unwrap_or(""))))

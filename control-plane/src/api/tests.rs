@@ -17,6 +17,7 @@ async fn server(token: Option<&str>) -> Arc<ApiServer> {
         registry: Arc::new(crate::registry::Registry::new()),
         services: crate::registry::allocator::ServiceAllocator::new("10.96.0.0/12", 30000..=32767).unwrap(),
         admin_token: token.map(String::from),
+        nodes: None,
     });
     crate::bootstrap::ensure(&api, 6443).await.unwrap();
     api
