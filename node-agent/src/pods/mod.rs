@@ -8,6 +8,7 @@
 pub mod backoff;
 pub mod logs;
 pub mod network;
+pub mod probes;
 pub mod spec;
 pub mod status;
 pub mod worker;

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{Instrument, info, info_span, warn};
 
 use super::status::{self, ContainerView, PodFacts, State, Terminated};
-use super::{NodeContext, Report, backoff, spec};
+use super::{NodeContext, Report, backoff, probes, spec};
 use crate::images::Image;
 use crate::runtime::{self, Container, ContainerSpec, ErrorKind, Mount, Rootfs, Sandbox};
 
@@ -43,6 +43,7 @@ struct Slot {
     started: Option<Instant>,
     /// Terminated and not to be restarted (restart policy).
     finished: bool,
+    probes: Vec<probes::Tally>,
 }
 
 impl Slot {
@@ -55,6 +56,7 @@ impl Slot {
             next_start: None,
             started: None,
             finished: false,
+            probes: Vec::new(),
         }
     }
 }
@@ -102,6 +104,7 @@ pub async fn run(ctx: Arc<NodeContext>, uid: String, mut desired: watch::Receive
                 return;
             }
             w.sync().await;
+            w.run_probes().await;
             w.report(false).await;
             let wake = w.next_wake();
             tokio::select! {
@@ -192,6 +195,7 @@ impl Worker {
                 info!(container = name, pid = container.pid(), "adopted running container");
                 slot.state = State::Running { started_at: slot.meta.started_at.clone() };
                 slot.started = Some(Instant::now());
+                slot.probes = probes::tallies(&c, Instant::now());
                 self.watch_exit(name, container.clone());
                 slot.running = Some(container);
             }
@@ -274,7 +278,34 @@ impl Worker {
     }
 
     fn next_wake(&self) -> Option<Instant> {
-        self.slots.values().filter(|s| s.running.is_none() && !s.finished).filter_map(|s| s.next_start).min()
+        let starts = self.slots.values().filter(|s| s.running.is_none() && !s.finished).filter_map(|s| s.next_start);
+        let probes = self.slots.values().filter(|s| s.running.is_some()).flat_map(|s| s.probes.iter().map(|p| p.next));
+        starts.chain(probes).min()
+    }
+
+    /// Runs the probes that are due. Startup gates the others; a failed liveness or startup
+    /// probe kills the container, which the restart policy then handles.
+    async fn run_probes(&mut self) {
+        let now = Instant::now();
+        let ip = self.ip.clone().unwrap_or_default();
+        let specs: BTreeMap<String, Value> =
+            self.containers().into_iter().filter_map(|c| Some((c["name"].as_str()?.to_string(), c))).collect();
+        for (name, slot) in self.slots.iter_mut() {
+            let Some(container) = slot.running.clone() else { continue };
+            let Some(cspec) = specs.get(name) else { continue };
+            let started = slot.probes.iter().all(|p| p.kind != probes::Kind::Startup || p.passing);
+            for tally in slot.probes.iter_mut() {
+                if tally.next > now || (tally.kind != probes::Kind::Startup && !started) {
+                    continue;
+                }
+                let ok = probes::run(&tally.spec, cspec, &ip, Some(container.clone())).await;
+                tally.record(ok, Instant::now());
+                if tally.fatal() {
+                    info!(container = %name, probe = tally.kind.field(), "probe failed; killing the container");
+                    let _ = container.signal(Signal::SIGKILL);
+                }
+            }
+        }
     }
 
     /// The image for a container per its pull policy; Always falls back to a local copy when the
@@ -331,6 +362,7 @@ impl Worker {
                 slot.state = State::Running { started_at: slot.meta.started_at.clone() };
                 slot.started = Some(Instant::now());
                 slot.next_start = None;
+                slot.probes = probes::tallies(c, Instant::now());
                 slot.running = Some(container.clone());
                 let meta = slot.meta.clone();
                 self.save_meta(name, &meta);
@@ -484,7 +516,8 @@ impl Worker {
                     image: c["image"].as_str().unwrap_or_default().into(),
                     image_id: slot.map(|s| s.meta.image_id.clone()).unwrap_or_default(),
                     container_id: running.map(|r| format!("tinykube://{}", r.id())).unwrap_or_default(),
-                    ready: matches!(state, State::Running { .. }),
+                    ready: matches!(state, State::Running { .. })
+                        && slot.is_some_and(|s| s.probes.iter().all(|p| p.kind == probes::Kind::Liveness || p.passing)),
                     state,
                     last,
                     restart_count: slot.map(|s| s.meta.restart_count).unwrap_or(0),
