@@ -147,6 +147,10 @@ pub async fn run(args: UpArgs, mut shutdown: crate::Shutdown) -> Result<()> {
         if std::path::Path::new("/bin/busybox").exists() {
             cmd.args(["--demo-images-from", "/bin/busybox"]);
         }
+        // How to start this agent again by hand (after killing it, say): its netns and argv.
+        let argv: Vec<String> = std::iter::once(cmd.get_program()).chain(cmd.get_args()).map(|a| a.to_string_lossy().into_owned()).collect();
+        let args = serde_json::json!({"netns": node.netns, "argv": argv});
+        fs::write(nodes_dir.join(format!("{name}.args")), serde_json::to_vec_pretty(&args)?)?;
         run_in_netns(&mut cmd, &node.netns_path)?;
         let child = cmd.spawn().with_context(|| format!("starting {}", agent.display()))?;
         let pid_file = nodes_dir.join(format!("{name}.pid"));

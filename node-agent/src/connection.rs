@@ -137,6 +137,7 @@ impl Link {
             cluster_dns: assigned.cluster_dns.clone(),
             cluster_domain: assigned.cluster_domain.clone(),
             reports: reports.clone(),
+            unreachable: Default::default(),
         });
         self.serve_agent(assigned)?;
         Ok(PodManager::new(ctx))

@@ -48,6 +48,11 @@ impl NodeConnector {
         Ok(channel)
     }
 
+    /// Forgets a node's channel after a failure, so the next call connects afresh.
+    fn forget(&self, node: &str) {
+        self.channels.lock().unwrap_or_else(|p| p.into_inner()).retain(|k, _| !k.starts_with(&format!("{node}@")));
+    }
+
     fn request<T>(&self, msg: T) -> tonic::Request<T> {
         let mut req = tonic::Request::new(msg);
         if let Ok(v) = format!("Bearer {}", self.token).parse() {
@@ -130,8 +135,19 @@ impl ApiServer {
             previous: q.flag("previous"),
             limit_bytes: q.int("limitBytes")?.unwrap_or(0),
         };
-        let mut client = AgentServiceClient::new(conn.channel(&t.node, &t.addr)?);
-        let stream = client.logs(conn.request(req)).await.map_err(from_status)?.into_inner();
+        // A node agent that restarted leaves a dead connection behind: one fresh try.
+        let mut attempt = 0;
+        let stream = loop {
+            let mut client = AgentServiceClient::new(conn.channel(&t.node, &t.addr)?);
+            match client.logs(conn.request(req.clone())).await {
+                Ok(r) => break r.into_inner(),
+                Err(e) if e.code() == tonic::Code::Unavailable && attempt == 0 => {
+                    conn.forget(&t.node);
+                    attempt += 1;
+                }
+                Err(e) => return Err(from_status(e)),
+            }
+        };
         let body = Body::from_stream(stream.map(|r| r.map(|c| bytes::Bytes::from(c.data)).map_err(std::io::Error::other)));
         Ok(([(header::CONTENT_TYPE, "text/plain")], body).into_response())
     }
@@ -154,9 +170,9 @@ impl ApiServer {
             tty: flag("tty"),
             stdin: flag("stdin"),
         };
-        let channel = conn.channel(&t.node, &t.addr)?;
         let ws = ws.protocols(["v5.channel.k8s.io", "v4.channel.k8s.io"]);
-        Ok(ws.on_upgrade(move |socket| async move { run_exec(socket, channel, conn, start).await }))
+        let (node, addr) = (t.node.clone(), t.addr.clone());
+        Ok(ws.on_upgrade(move |socket| async move { run_exec(socket, conn, node, addr, start).await }))
     }
 }
 
@@ -186,14 +202,35 @@ fn framed(channel: u8, data: &[u8]) -> Message {
     Message::Binary(v.into())
 }
 
-async fn run_exec(socket: WebSocket, channel: Channel, conn: Arc<NodeConnector>, start: ExecStart) {
+/// Opens the exec stream on the node; a node agent that restarted leaves a dead connection
+/// behind, so an unavailable node gets one fresh try.
+async fn open_exec(
+    conn: &NodeConnector,
+    node: &str,
+    addr: &str,
+    start: &ExecStart,
+) -> Result<(mpsc::Sender<ExecInput>, tonic::Streaming<proto::node::ExecOutput>), tonic::Status> {
+    let mut attempt = 0;
+    loop {
+        let channel = conn.channel(node, addr).map_err(|e| tonic::Status::internal(e.message))?;
+        let (in_tx, in_rx) = mpsc::channel::<ExecInput>(64);
+        let _ = in_tx.send(ExecInput { input: Some(exec_input::Input::Start(start.clone())) }).await;
+        let mut client = AgentServiceClient::new(channel);
+        match client.exec(conn.request(tokio_stream::wrappers::ReceiverStream::new(in_rx))).await {
+            Ok(r) => return Ok((in_tx, r.into_inner())),
+            Err(e) if e.code() == tonic::Code::Unavailable && attempt == 0 => {
+                conn.forget(node);
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn run_exec(socket: WebSocket, conn: Arc<NodeConnector>, node: String, addr: String, start: ExecStart) {
     let (mut sink, mut source) = socket.split();
-    let (in_tx, in_rx) = mpsc::channel::<ExecInput>(64);
-    let _ = in_tx.send(ExecInput { input: Some(exec_input::Input::Start(start)) }).await;
-    let mut client = AgentServiceClient::new(channel);
-    let outputs = client.exec(conn.request(tokio_stream::wrappers::ReceiverStream::new(in_rx))).await;
-    let mut outputs = match outputs {
-        Ok(r) => r.into_inner(),
+    let (in_tx, mut outputs) = match open_exec(&conn, &node, &addr, &start).await {
+        Ok(x) => x,
         Err(e) => {
             let status = json!({"metadata": {}, "status": "Failure", "message": e.message(), "reason": "InternalError"});
             let _ = sink.send(framed(ERROR, status.to_string().as_bytes())).await;

@@ -20,8 +20,13 @@ pub enum Verdict {
     Unchanged,
 }
 
-/// What the Ready condition should become, given the last heartbeat's age.
-pub fn judge(ready_status: Option<&str>, since_heartbeat: Duration, grace: Duration) -> Verdict {
+/// What the Ready condition should become, given the last heartbeat's age (None: no heartbeat
+/// since this control plane started, which is `since_start` ago). Only a heartbeat makes a node
+/// Ready; silence longer than `grace` makes a Ready node Unknown.
+pub fn judge(ready_status: Option<&str>, since_heartbeat: Option<Duration>, since_start: Duration, grace: Duration) -> Verdict {
+    let Some(since_heartbeat) = since_heartbeat else {
+        return if ready_status == Some("True") && since_start > grace { Verdict::Unknown } else { Verdict::Unchanged };
+    };
     let alive = since_heartbeat <= grace;
     match (ready_status, alive) {
         (Some("True"), true) => Verdict::Unchanged,
@@ -44,9 +49,7 @@ pub async fn run(api: Arc<ApiServer>, liveness: Arc<Liveness>, grace: Duration) 
         let Ok((items, _)) = api.list_objects(&nodes, None, &Query::default()).await else { continue };
         for node in items {
             let name = object::name(&node).unwrap_or_default().to_string();
-            // Nodes not heard from since this control plane started get the grace period from its start.
-            let last = liveness.last(&name).unwrap_or(started);
-            let verdict = judge(ready_status(&node), last.elapsed(), grace);
+            let verdict = judge(ready_status(&node), liveness.last(&name).map(|t| t.elapsed()), started.elapsed(), grace);
             if verdict == Verdict::Unchanged {
                 continue;
             }
@@ -84,15 +87,19 @@ mod tests {
         let fresh = Duration::from_millis(500);
         let stale = Duration::from_secs(4);
         let cases = [
-            (Some("True"), fresh, Verdict::Unchanged),
-            (Some("True"), stale, Verdict::Unknown),
-            (Some("Unknown"), stale, Verdict::Unchanged),
-            (Some("Unknown"), fresh, Verdict::Ready),
-            (Some("False"), fresh, Verdict::Ready),
-            (None, stale, Verdict::Unknown),
+            (Some("True"), Some(fresh), fresh, Verdict::Unchanged),
+            (Some("True"), Some(stale), stale, Verdict::Unknown),
+            (Some("Unknown"), Some(stale), stale, Verdict::Unchanged),
+            (Some("Unknown"), Some(fresh), stale, Verdict::Ready),
+            (Some("False"), Some(fresh), stale, Verdict::Ready),
+            (None, Some(stale), stale, Verdict::Unknown),
+            // No heartbeat yet: a starting node is not made Ready, a Ready one keeps its grace.
+            (Some("False"), None, stale, Verdict::Unchanged),
+            (Some("True"), None, fresh, Verdict::Unchanged),
+            (Some("True"), None, stale, Verdict::Unknown),
         ];
-        for (status, age, want) in cases {
-            assert_eq!(judge(status, age, g), want, "{status:?} {age:?}");
+        for (status, age, since_start, want) in cases {
+            assert_eq!(judge(status, age, since_start, g), want, "{status:?} {age:?}");
         }
     }
 }

@@ -89,11 +89,13 @@ impl NodeGateway {
     }
 }
 
-/// Marks the node Ready and stamps every condition's heartbeat time.
+/// Sets the Ready condition and stamps every condition's heartbeat time.
 fn set_ready(status: &mut Value, ready: bool) {
     let mut wrapper = json!({"status": status.clone()});
     if ready {
         set_condition(&mut wrapper, "Ready", "True", Some("KubeletReady"), Some("kubelet is posting ready status"));
+    } else {
+        set_condition(&mut wrapper, "Ready", "False", Some("KubeletNotReady"), Some("the node agent is starting"));
     }
     for c in wrapper["status"]["conditions"].as_array_mut().into_iter().flatten() {
         c["lastHeartbeatTime"] = json!(object::now());
@@ -130,8 +132,9 @@ impl NodeService for NodeGateway {
         for (k, v) in &r.labels {
             labels[k] = json!(v);
         }
+        // Ready comes with the first heartbeat, which the agent sends once it can run pods.
         let mut status = Self::node_status(&r);
-        set_ready(&mut status, true);
+        set_ready(&mut status, false);
         let q = Query::default();
         if mine.is_none() {
             let body = json!({
@@ -170,7 +173,6 @@ impl NodeService for NodeGateway {
                 .map_err(to_status)?;
             info!(pod_cidr, "node re-registered");
         }
-        self.liveness.beat(&r.node_name);
         let ips: Vec<std::net::IpAddr> = r.addresses.iter().filter_map(|a| a.address.parse().ok()).collect();
         let (serving_cert, serving_key) =
             self.pki.issue_node_cert(&r.node_name, &ips).map_err(|e| Status::internal(format!("issuing the node certificate: {e}")))?;

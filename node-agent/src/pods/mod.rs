@@ -35,6 +35,9 @@ pub struct NodeContext {
     pub cluster_dns: String,
     pub cluster_domain: String,
     pub reports: mpsc::Sender<Report>,
+    /// Registries that recently could not be reached, and since when: pulls of images held
+    /// locally skip them for a while instead of waiting on the network at every start.
+    pub unreachable: std::sync::Mutex<HashMap<String, std::time::Instant>>,
 }
 
 impl NodeContext {

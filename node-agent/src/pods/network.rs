@@ -57,6 +57,12 @@ fn ip_batch(pre: &[&str], commands: &str) -> Result<()> {
     }
 }
 
+/// Whether a link exists in this process's network namespace. (`/sys/class/net` would show the
+/// namespace whoever mounted /sys was in: the host's, for an agent in a node namespace.)
+fn link_exists(name: &str) -> bool {
+    Command::new("ip").args(["link", "show", "dev", name]).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
 pub fn parse_cidr(cidr: &str) -> Result<(u32, u8)> {
     let bad = || Error::BadCidr(cidr.to_string());
     let (ip, len) = cidr.split_once('/').ok_or_else(bad)?;
@@ -84,8 +90,7 @@ impl PodNetwork {
         let ipam = data_dir.join("ipam");
         fs::create_dir_all(ipam.join("by-uid")).map_err(io(format!("creating {}", ipam.display())))?;
         let bridge = "tkbr0".to_string();
-        let exists = Path::new("/sys/class/net").join(&bridge).exists();
-        if !exists {
+        if !link_exists(&bridge) {
             ip_batch(&[], &format!("link add {bridge} type bridge\n"))?;
         }
         // `replace` keeps this idempotent across agent restarts.
@@ -127,7 +132,7 @@ impl PodNetwork {
     pub fn attach(&self, uid: &str, netns: &Path) -> Result<Ipv4Addr> {
         let ip = self.allocate(uid)?;
         let veth = host_veth(uid);
-        if Path::new("/sys/class/net").join(&veth).exists() {
+        if link_exists(&veth) {
             return Ok(ip);
         }
         // iproute2 names namespaces by /run/netns entries: expose ours there only while wiring it.
@@ -150,7 +155,7 @@ impl PodNetwork {
     /// Removes the pod's link (its pair goes with it) and frees its address. Idempotent.
     pub fn detach(&self, uid: &str) -> Result<()> {
         let veth = host_veth(uid);
-        if Path::new("/sys/class/net").join(&veth).exists() {
+        if link_exists(&veth) {
             ip_batch(&[], &format!("link del {veth}\n"))?;
         }
         if let Some(ip) = self.address_of(uid) {

@@ -17,6 +17,11 @@ use super::{NodeContext, Report, backoff, probes, spec};
 use crate::images::Image;
 use crate::runtime::{self, Container, ContainerSpec, ErrorKind, Mount, Rootfs, Sandbox};
 
+/// How long a registry that could not be reached is skipped for images held locally.
+const UNREACHABLE_FOR: Duration = Duration::from_secs(300);
+/// The longest a pull may take.
+const PULL_TIMEOUT: Duration = Duration::from_secs(300);
+
 pub fn pod_key(pod: &Value) -> String {
     format!("{}/{}", pod["metadata"]["namespace"].as_str().unwrap_or(""), pod["metadata"]["name"].as_str().unwrap_or(""))
 }
@@ -317,16 +322,37 @@ impl Worker {
         }
         let local = self.ctx.images.get(reference).ok().flatten();
         let policy = c["imagePullPolicy"].as_str().unwrap_or("IfNotPresent");
+        let registry = crate::images::normalize(reference).ok().and_then(|r| r.split('/').next().map(String::from)).unwrap_or_default();
+        let recently_unreachable = self
+            .ctx
+            .unreachable
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&registry)
+            .is_some_and(|since| since.elapsed() < UNREACHABLE_FOR);
         match (policy, local) {
             ("Never", Some(img)) | ("IfNotPresent", Some(img)) => Ok(img),
             ("Never", None) => Err(("ErrImageNeverPull".into(), format!("Container image \"{reference}\" is not present with pull policy of Never"))),
-            (_, local) => match self.ctx.images.pull(reference, None).await {
-                Ok(img) => Ok(img),
-                Err(e) => match (local, &e) {
-                    (Some(img), crate::images::Error::Registry(_)) => Ok(img),
-                    _ => Err(("ErrImagePull".into(), format!("failed to pull image \"{reference}\": {e}"))),
-                },
-            },
+            (_, Some(img)) if recently_unreachable => Ok(img),
+            (_, local) => {
+                // With a local copy to fall back on, the registry gets only a short chance.
+                let limit = if local.is_some() { Duration::from_secs(3) } else { PULL_TIMEOUT };
+                let pulled = tokio::time::timeout(limit, self.ctx.images.pull(reference, None)).await;
+                let unreachable = match &pulled {
+                    Err(_) => true,
+                    Ok(Err(crate::images::Error::Registry(_))) => true,
+                    _ => false,
+                };
+                if unreachable {
+                    self.ctx.unreachable.lock().unwrap_or_else(|p| p.into_inner()).insert(registry, Instant::now());
+                }
+                match (pulled, local) {
+                    (Ok(Ok(img)), _) => Ok(img),
+                    (_, Some(img)) if unreachable => Ok(img),
+                    (Ok(Err(e)), _) => Err(("ErrImagePull".into(), format!("failed to pull image \"{reference}\": {e}"))),
+                    (Err(_), _) => Err(("ErrImagePull".into(), format!("failed to pull image \"{reference}\": timed out after {}s", limit.as_secs()))),
+                }
+            }
         }
     }
 

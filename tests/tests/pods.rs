@@ -1,0 +1,201 @@
+//! Pods as real containers, through real kubectl against `control-plane up`.
+
+use std::time::Duration;
+
+use e2e::{Cluster, eventually, newest_kubectl, stderr, stdout};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn jsonpath(c: &Cluster, pod: &str, path: &str) -> String {
+    c.kubectl(&["get", "pod", pod, "-o", &format!("jsonpath={path}")])
+}
+
+fn wait_running(c: &Cluster, pod: &str) {
+    eventually(WAIT, &format!("pod {pod} Running"), || (jsonpath(c, pod, "{.status.phase}") == "Running").then_some(()));
+}
+
+fn apply(c: &Cluster, manifest: &str) {
+    let out = c.kubectl_stdin(&newest_kubectl(), &["apply", "-f", "-"], manifest);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn a_pod_runs_with_its_env_in_its_own_namespaces_and_logs_and_exec_work() {
+    let c = Cluster::up(1).unwrap();
+    apply(&c, r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: hello}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: demo/busybox
+    command: ["sh", "-c", "echo GREETING=$GREETING; echo ready; sleep 3600"]
+    env: [{name: GREETING, value: "hi from $(WHO)"}, {name: WHO, value: nobody}]
+"#);
+    wait_running(&c, "hello");
+    assert!(jsonpath(&c, "hello", "{.status.podIP}").starts_with("10.244."), "a pod address from the node's range");
+    let logs = eventually(WAIT, "logs", || {
+        let l = c.kubectl(&["logs", "hello"]);
+        l.contains("ready").then_some(l)
+    });
+    assert!(logs.contains("GREETING=hi from $(WHO)"), "{logs}");
+    assert!(c.kubectl(&["logs", "hello", "--timestamps", "--tail=1"]).starts_with("20"));
+
+    let ps = c.kubectl(&["exec", "hello", "--", "ps"]);
+    let pids: Vec<&str> = ps.lines().skip(1).filter_map(|l| l.split_whitespace().next()).collect();
+    assert_eq!(pids.first(), Some(&"1"), "PID 1 is the container's own process: {ps}");
+    assert!(ps.lines().count() <= 4, "only the container's processes are visible: {ps}");
+    let root = c.kubectl(&["exec", "hello", "--", "ls", "/"]);
+    assert!(root.contains("bin") && !root.contains("work") && !root.contains("home"), "its own root: {root}");
+    assert_eq!(c.kubectl(&["exec", "hello", "--", "hostname"]).trim(), "hello");
+    let failing = c.kubectl_with(&newest_kubectl(), &["exec", "hello", "--", "sh", "-c", "exit 7"]);
+    assert_eq!(failing.status.code(), Some(7));
+}
+
+#[test]
+fn a_crashing_container_is_restarted_with_a_growing_restart_count_and_its_exit_code_kept() {
+    let c = Cluster::up(1).unwrap();
+    apply(&c, r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: crasher}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: c
+    image: demo/busybox
+    command: ["sh", "-c", "echo attempt; exit 3"]
+"#);
+    eventually(WAIT, "two restarts", || (jsonpath(&c, "crasher", "{.status.containerStatuses[0].restartCount}").parse::<u32>().unwrap_or(0) >= 2).then_some(()));
+    assert_eq!(jsonpath(&c, "crasher", "{.status.containerStatuses[0].lastState.terminated.exitCode}"), "3");
+    assert_eq!(jsonpath(&c, "crasher", "{.status.containerStatuses[0].lastState.terminated.reason}"), "Error");
+    eventually(WAIT, "CrashLoopBackOff shown", || c.kubectl(&["get", "pod", "crasher"]).contains("CrashLoopBackOff").then_some(()));
+    assert!(c.kubectl(&["logs", "crasher", "--previous"]).contains("attempt"));
+}
+
+#[test]
+fn a_pod_over_its_memory_limit_is_oom_killed() {
+    let c = Cluster::up(1).unwrap();
+    apply(&c, r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: hog}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: demo/busybox
+    command: ["sh", "-c", "tail /dev/zero"]
+    resources: {limits: {memory: 20Mi}}
+"#);
+    eventually(WAIT, "OOMKilled", || (jsonpath(&c, "hog", "{.status.containerStatuses[0].state.terminated.reason}") == "OOMKilled").then_some(()));
+    assert_eq!(jsonpath(&c, "hog", "{.status.containerStatuses[0].state.terminated.exitCode}"), "137");
+    assert_eq!(jsonpath(&c, "hog", "{.status.phase}"), "Failed");
+}
+
+#[test]
+fn two_containers_share_an_empty_dir() {
+    let c = Cluster::up(1).unwrap();
+    apply(&c, r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: share}
+spec:
+  terminationGracePeriodSeconds: 0
+  volumes: [{name: scratch, emptyDir: {}}]
+  containers:
+  - name: writer
+    image: demo/busybox
+    command: ["sh", "-c", "echo from-writer > /data/msg; sleep 3600"]
+    volumeMounts: [{name: scratch, mountPath: /data}]
+  - name: reader
+    image: demo/busybox
+    command: ["sh", "-c", "while ! cat /shared/msg; do sleep 0.2; done; sleep 3600"]
+    volumeMounts: [{name: scratch, mountPath: /shared}]
+"#);
+    eventually(WAIT, "reader sees the writer's file", || {
+        stdout(&c.kubectl_with(&newest_kubectl(), &["logs", "share", "-c", "reader"])).contains("from-writer").then_some(())
+    });
+}
+
+#[test]
+fn a_missing_image_reports_err_image_pull_then_image_pull_back_off() {
+    let c = Cluster::up(1).unwrap();
+    apply(&c, r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: noimage}
+spec:
+  containers:
+  - name: c
+    image: 127.0.0.1:1/nothing/here:v1
+"#);
+    eventually(WAIT, "ErrImagePull", || (jsonpath(&c, "noimage", "{.status.containerStatuses[0].state.waiting.reason}") == "ErrImagePull").then_some(()));
+    eventually(WAIT, "ImagePullBackOff", || (jsonpath(&c, "noimage", "{.status.containerStatuses[0].state.waiting.reason}") == "ImagePullBackOff").then_some(()));
+    assert!(!jsonpath(&c, "noimage", "{.status.containerStatuses[0].state.waiting.message}").is_empty());
+    apply(&c, "apiVersion: v1\nkind: Pod\nmetadata: {name: badname}\nspec:\n  containers: [{name: c, image: \"UPPER/Case:x\"}]\n");
+    eventually(WAIT, "InvalidImageName", || (jsonpath(&c, "badname", "{.status.containerStatuses[0].state.waiting.reason}") == "InvalidImageName").then_some(()));
+    apply(&c, "apiVersion: v1\nkind: Pod\nmetadata: {name: nocmd}\nspec:\n  containers: [{name: c, image: demo/busybox, command: [/no/such/binary]}]\n");
+    eventually(WAIT, "RunContainerError", || (jsonpath(&c, "nocmd", "{.status.containerStatuses[0].state.waiting.reason}") == "RunContainerError").then_some(()));
+}
+
+#[test]
+fn deleting_with_a_short_grace_period_is_quick_and_leaves_no_process() {
+    let c = Cluster::up(1).unwrap();
+    let marker = format!("marker{}", std::process::id());
+    apply(&c, &format!(r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: doomed}}
+spec:
+  containers:
+  - name: c
+    image: demo/busybox
+    command: ["sh", "-c", "trap '' TERM; while true; do sleep 1; done # {marker}"]
+"#));
+    wait_running(&c, "doomed");
+    let start = std::time::Instant::now();
+    let out = c.kubectl_with(&newest_kubectl(), &["delete", "pod", "doomed", "--grace-period=1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(start.elapsed() < Duration::from_secs(15), "deletion took {:?}", start.elapsed());
+    let ps = std::process::Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    assert!(!stdout(&ps).contains(&marker), "a process of the deleted pod survived");
+}
+
+#[test]
+fn killing_the_agent_with_kill_9_leaves_its_pods_running_and_a_new_agent_adopts_them() {
+    let c = Cluster::up(1).unwrap();
+    apply(&c, "apiVersion: v1\nkind: Pod\nmetadata: {name: survivor}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers: [{name: c, image: demo/busybox, command: [sleep, \"3600\"]}]\n");
+    wait_running(&c, "survivor");
+    let id = jsonpath(&c, "survivor", "{.status.containerStatuses[0].containerID}");
+    let pid_file = c.dir.path().join("nodes/node-1.pid");
+    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let args: serde_json::Value = serde_json::from_slice(&std::fs::read(c.dir.path().join("nodes/node-1.args")).unwrap()).unwrap();
+    let argv: Vec<String> = args["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
+    // Only the network namespace: `ip netns exec` would also remount /sys and hide the cgroups.
+    let agent = std::process::Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", args["netns"].as_str().unwrap()))
+        .arg("--")
+        .args(&argv)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _agent = Kill(agent);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(jsonpath(&c, "survivor", "{.status.phase}"), "Running");
+    assert_eq!(jsonpath(&c, "survivor", "{.status.containerStatuses[0].containerID}"), id, "the same container, adopted");
+    assert_eq!(jsonpath(&c, "survivor", "{.status.containerStatuses[0].restartCount}"), "0");
+    assert!(c.kubectl(&["exec", "survivor", "--", "echo", "alive"]).contains("alive"));
+}
