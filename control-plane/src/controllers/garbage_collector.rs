@@ -84,6 +84,9 @@ async fn execute(api: &ApiServer, action: &GcAction) -> Result<(), String> {
                 let mut new = old.clone();
                 if let Some(refs) = new["metadata"]["ownerReferences"].as_array_mut() {
                     refs.retain(|r| !owner_uids.iter().any(|u| r["uid"] == u.as_str()));
+                    if refs.is_empty() {
+                        object::meta_mut(&mut new).remove("ownerReferences");
+                    }
                 }
                 Ok(new)
             })
