@@ -49,6 +49,10 @@ pub struct ClusterArgs {
     /// Seconds without heartbeats before a node is marked Ready=Unknown.
     #[arg(long, default_value_t = 3)]
     pub node_grace_seconds: u64,
+    /// Seconds pods stay on an unreachable node before they are evicted (unless they tolerate
+    /// the node.kubernetes.io/unreachable taint for longer).
+    #[arg(long, default_value_t = 5)]
+    pub pod_eviction_seconds: u64,
 }
 
 #[derive(Args)]
@@ -110,6 +114,7 @@ impl ClusterArgs {
             node_port_range: parse_port_range(&self.node_port_range)?,
             extra_sans: sans,
             node_grace: Duration::from_secs(self.node_grace_seconds.max(1)),
+            pod_eviction: Duration::from_secs(self.pod_eviction_seconds),
         })
     }
 }

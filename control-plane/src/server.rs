@@ -35,6 +35,7 @@ pub struct ServerConfig {
     pub node_port_range: RangeInclusive<u16>,
     pub extra_sans: Vec<String>,
     pub node_grace: Duration,
+    pub pod_eviction: Duration,
 }
 
 pub struct Running {
@@ -161,7 +162,7 @@ pub async fn start(cfg: ServerConfig) -> Result<Running> {
     tasks.push(tokio::spawn(controllers::replicaset::run::run(api.clone(), rss.clone(), typed_pods.clone(), recorder("replicaset-controller"))));
     tasks.push(tokio::spawn(controllers::deployment::run::run(api.clone(), deployments.clone(), rss.clone(), typed_pods.clone(), recorder("deployment-controller"))));
     tasks.push(tokio::spawn(controllers::garbage_collector::run(api.clone(), deployments.clone(), rss.clone(), typed_pods.clone())));
-    tasks.push(tokio::spawn(controllers::nodes::run(api.clone(), liveness, cfg.node_grace)));
+    tasks.push(tokio::spawn(controllers::nodes::run(api.clone(), liveness, cfg.node_grace, cfg.pod_eviction)));
     info!(api_port, grpc_port, data_dir = %cfg.data_dir.display(), "control plane serving");
     Ok(Running { api, pki, api_port, grpc_port, shutdown, tasks })
 }

@@ -142,3 +142,51 @@ fn deleting_a_replica_set_with_orphan_cascade_keeps_its_pods_and_drops_their_own
     assert_eq!(c.kubectl(&["get", "pods", "-l", "app=keep", "-o", "name"]).lines().count(), 2, "orphans survive");
     assert!(pods.trim().is_empty(), "their owner references are gone: {pods}");
 }
+
+#[test]
+fn pods_of_a_node_that_stops_heartbeating_are_replaced_elsewhere_and_it_recovers() {
+    let c = Cluster::up(2).unwrap();
+    let deploy = WEB.replace("replicas: 3", "replicas: 4");
+    let out = c.kubectl_stdin(&newest_kubectl(), &["apply", "-f", "-"], &deploy);
+    assert!(out.status.success(), "{}", stderr(&out));
+    wait_ready(&c, 4);
+    let on_node2 = || c.kubectl(&["get", "pods", "-l", "app=web", "--field-selector=spec.nodeName=node-2", "-o", "name"]);
+    assert!(!on_node2().trim().is_empty(), "some pods run on node-2");
+
+    let pid: i32 = std::fs::read_to_string(c.dir.path().join("nodes/node-2.pid")).unwrap().trim().parse().unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    eventually(WAIT, "node-2 Unknown and tainted", || {
+        let n = c.kubectl(&["get", "node", "node-2", "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status} {.spec.taints[*].key}"]);
+        (n == "Unknown node.kubernetes.io/unreachable").then_some(())
+    });
+    eventually(WAIT, "4 ready pods on node-1", || {
+        let running = c.kubectl(&["get", "pods", "-l", "app=web", "--field-selector=spec.nodeName=node-1,status.phase=Running", "-o", "name"]);
+        (running.lines().count() >= 4 && ready(&c).0 == 4).then_some(())
+    });
+
+    // The agent comes back: the node is Ready again and the pods moved away are cleaned up there.
+    let args: serde_json::Value = serde_json::from_slice(&std::fs::read(c.dir.path().join("nodes/node-2.args")).unwrap()).unwrap();
+    let argv: Vec<String> = args["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _agent = Kill(
+        std::process::Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", args["netns"].as_str().unwrap()))
+            .arg("--")
+            .args(&argv)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    eventually(WAIT, "node-2 Ready without the taint", || {
+        let n = c.kubectl(&["get", "node", "node-2", "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status} {.spec.taints}"]);
+        (n.trim() == "True").then_some(())
+    });
+    eventually(WAIT, "evicted pods gone from node-2", || on_node2().trim().is_empty().then_some(()));
+}

@@ -36,19 +36,75 @@ pub fn judge(ready_status: Option<&str>, since_heartbeat: Option<Duration>, sinc
     }
 }
 
+pub const UNREACHABLE_TAINT: &str = "node.kubernetes.io/unreachable";
+
+/// The node's taints with the unreachable NoExecute taint added or removed; None if unchanged.
+pub fn unreachable_taints(node: &Value, unreachable: bool) -> Option<Value> {
+    let taints: Vec<Value> = node["spec"]["taints"].as_array().cloned().unwrap_or_default();
+    let has = taints.iter().any(|t| t["key"] == UNREACHABLE_TAINT);
+    match (has, unreachable) {
+        (false, true) => {
+            let mut t = taints;
+            t.push(json!({"key": UNREACHABLE_TAINT, "effect": "NoExecute", "timeAdded": object::now()}));
+            Some(json!(t))
+        }
+        (true, false) => Some(json!(taints.into_iter().filter(|t| t["key"] != UNREACHABLE_TAINT).collect::<Vec<_>>())),
+        _ => None,
+    }
+}
+
+/// How long a pod on an unreachable node may stay there: its own toleration of the taint
+/// (none = forever), else the cluster default.
+pub fn eviction_delay(pod: &Value, default: Duration) -> Option<Duration> {
+    let tolerations = pod["spec"]["tolerations"].as_array().cloned().unwrap_or_default();
+    let matching = tolerations.iter().find(|t| {
+        let key_ok = t["key"] == UNREACHABLE_TAINT || (t["key"].as_str().unwrap_or("").is_empty() && t["operator"] == "Exists");
+        let effect_ok = t["effect"].as_str().is_none_or(|e| e.is_empty() || e == "NoExecute");
+        key_ok && effect_ok
+    });
+    match matching {
+        None => Some(default),
+        Some(t) => t["tolerationSeconds"].as_i64().map(|s| Duration::from_secs(s.max(0) as u64)),
+    }
+}
+
 fn ready_status(node: &Value) -> Option<&str> {
     node["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == "Ready")?["status"].as_str()
 }
 
-pub async fn run(api: Arc<ApiServer>, liveness: Arc<Liveness>, grace: Duration) {
+pub async fn run(api: Arc<ApiServer>, liveness: Arc<Liveness>, grace: Duration, eviction: Duration) {
     let Some(nodes) = api.registry.get("", "v1", "nodes") else { return };
+    let Some(pods) = api.registry.get("", "v1", "pods") else { return };
     let started = Instant::now();
+    let mut unreachable_since: std::collections::HashMap<String, Instant> = Default::default();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tick.tick().await;
         let Ok((items, _)) = api.list_objects(&nodes, None, &Query::default()).await else { continue };
         for node in items {
             let name = object::name(&node).unwrap_or_default().to_string();
+            // Taint and evict while the node stays unreachable.
+            let unreachable = ready_status(&node) == Some("Unknown");
+            if let Some(taints) = unreachable_taints(&node, unreachable) {
+                let _ = api
+                    .update_with(&nodes, None, &name, Part::Main, &Query::default(), |old| {
+                        let mut new = old.clone();
+                        new["spec"]["taints"] = taints.clone();
+                        if taints.as_array().is_some_and(|t| t.is_empty()) {
+                            if let Some(spec) = new["spec"].as_object_mut() {
+                                spec.remove("taints");
+                            }
+                        }
+                        Ok(new)
+                    })
+                    .await;
+            }
+            if unreachable {
+                let since = *unreachable_since.entry(name.clone()).or_insert_with(Instant::now);
+                evict(&api, &pods, &name, since.elapsed(), eviction).await;
+            } else {
+                unreachable_since.remove(&name);
+            }
             let verdict = judge(ready_status(&node), liveness.last(&name).map(|t| t.elapsed()), started.elapsed(), grace);
             if verdict == Verdict::Unchanged {
                 continue;
@@ -77,9 +133,52 @@ pub async fn run(api: Arc<ApiServer>, liveness: Arc<Liveness>, grace: Duration) 
     }
 }
 
+/// Deletes the pods of an unreachable node whose toleration ran out, so their owners replace them.
+async fn evict(api: &ApiServer, pods: &crate::registry::Resource, node: &str, unreachable_for: Duration, default: Duration) {
+    let q = Query(std::iter::once(("fieldSelector".to_string(), format!("spec.nodeName={node}"))).collect());
+    let Ok((items, _)) = api.list_objects(pods, None, &q).await else { return };
+    for pod in items.iter().filter(|p| !object::is_deleting(p)) {
+        if eviction_delay(pod, default).is_some_and(|d| unreachable_for >= d) {
+            let (ns, name) = (object::namespace(pod).unwrap_or("default"), object::name(pod).unwrap_or(""));
+            info!(pod = %format!("{ns}/{name}"), node, "evicting a pod from an unreachable node");
+            let res = api.registry.get("", "v1", "pods");
+            if let Some(res) = res {
+                let _ = api.delete(&res, Some(ns), name, &Default::default()).await;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_unreachable_taint_follows_readiness() {
+        let plain = json!({"spec": {}});
+        let tainted = unreachable_taints(&plain, true).unwrap();
+        assert_eq!(tainted[0]["key"], UNREACHABLE_TAINT);
+        assert_eq!(tainted[0]["effect"], "NoExecute");
+        assert!(unreachable_taints(&plain, false).is_none());
+        let node = json!({"spec": {"taints": [tainted[0].clone(), {"key": "other", "effect": "NoSchedule"}]}});
+        assert!(unreachable_taints(&node, true).is_none());
+        assert_eq!(unreachable_taints(&node, false).unwrap(), json!([{"key": "other", "effect": "NoSchedule"}]));
+    }
+
+    #[test]
+    fn pods_are_evicted_after_their_toleration_or_the_default() {
+        let d = Duration::from_secs(5);
+        let pod = |tol: Value| json!({"spec": {"tolerations": tol}});
+        assert_eq!(eviction_delay(&pod(json!([])), d), Some(d));
+        let t = json!([{"key": UNREACHABLE_TAINT, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 60}]);
+        assert_eq!(eviction_delay(&pod(t), d), Some(Duration::from_secs(60)));
+        let forever = json!([{"key": UNREACHABLE_TAINT, "operator": "Exists", "effect": "NoExecute"}]);
+        assert_eq!(eviction_delay(&pod(forever), d), None);
+        let all = json!([{"operator": "Exists"}]);
+        assert_eq!(eviction_delay(&pod(all), d), None);
+        let other = json!([{"key": "x", "operator": "Exists"}]);
+        assert_eq!(eviction_delay(&pod(other), d), Some(d));
+    }
 
     #[test]
     fn readiness_follows_heartbeats_and_only_transitions_are_written() {
