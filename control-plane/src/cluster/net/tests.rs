@@ -180,7 +180,13 @@ impl TestEnv {
             return None;
         }
         let pid = std::process::id();
-        let third = ((pid % 32) * 8 + slot) % 256;
+        // Skip /24s some other cluster on this machine (a dev cluster, say) already routes;
+        // stepping by 8 keeps this process's concurrent tests on distinct ones.
+        let routes = std::process::Command::new("ip").args(["-4", "route", "show", "table", "all"]).output().expect("ip route");
+        let routes = String::from_utf8_lossy(&routes.stdout).into_owned();
+        let used = |third: u32| routes.contains(&format!("10.250.{third}.")) || routes.contains(&format!("10.251.{third}."));
+        let base = (pid % 32) * 8 + slot;
+        let third = (0..32).map(|k| (base + k * 8) % 256).find(|t| !used(*t)).unwrap_or(base % 256);
         Some(TestEnv {
             id: cluster_id_for(Path::new(&format!("{name}-{pid}"))),
             node_cidr: Ipv4Net::new(Ipv4Addr::new(10, 250, third as u8, 0), 24).expect("cidr"),
