@@ -38,7 +38,8 @@ impl ApiServer {
         body: Value,
         q: &Query,
     ) -> Result<(Value, Vec<String>)> {
-        self.update_with(res, ns, name, part, q, |_| Ok(body.clone())).await
+        let precondition = object::resource_version(&body).map(String::from);
+        self.update_checked(res, ns, name, part, q, precondition, |_| Ok(body.clone())).await
     }
 
     pub async fn patch(
@@ -64,11 +65,12 @@ impl ApiServer {
             }
         }
         let kind = res.kind;
-        self.update_with(res, ns, name, part, q, |old| patch::apply(kind, ty, old, &patch)).await
+        let precondition = patch_precondition(&patch);
+        self.update_checked(res, ns, name, part, q, precondition, |old| patch::apply(kind, ty, old, &patch)).await
     }
 
-    /// Read-modify-write with compare-and-swap. `f` turns the current object into the requested
-    /// one; when the client named no resourceVersion, a concurrent write just means another try.
+    /// Read-modify-write with compare-and-swap: `f` turns the current object into the requested
+    /// one, and a concurrent write just means another try.
     pub async fn update_with(
         &self,
         res: &Arc<Resource>,
@@ -76,6 +78,22 @@ impl ApiServer {
         name: &str,
         part: Part,
         q: &Query,
+        f: impl Fn(&Value) -> Result<Value>,
+    ) -> Result<(Value, Vec<String>)> {
+        self.update_checked(res, ns, name, part, q, None, f).await
+    }
+
+    /// As `update_with`, with the resourceVersion the client sent (if any) as a precondition:
+    /// then a concurrent write is a 409 Conflict instead of another try.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn update_checked(
+        &self,
+        res: &Arc<Resource>,
+        ns: Option<&str>,
+        name: &str,
+        part: Part,
+        q: &Query,
+        precondition: Option<String>,
         f: impl Fn(&Value) -> Result<Value>,
     ) -> Result<(Value, Vec<String>)> {
         let key = res.key(ns, name);
@@ -92,7 +110,7 @@ impl ApiServer {
                 }
                 _ => {}
             }
-            let client_rv = object::resource_version(&body).map(String::from);
+            let client_rv = precondition.clone();
             if let Some(rv) = &client_rv {
                 if *rv != kv.mod_revision.to_string() {
                     return Err(store_err(res, name, store::Error::Conflict { key, expected: 0, actual: kv.mod_revision }));
@@ -174,8 +192,12 @@ impl ApiServer {
         change: ScaleChange,
         q: &Query,
     ) -> Result<Value> {
+        let precondition = match &change {
+            ScaleChange::Replace(s) => object::resource_version(s).map(String::from),
+            ScaleChange::Patch(_, p) => patch_precondition(p),
+        };
         let (obj, _) = self
-            .update_with(res, ns, name, Part::Main, q, |old| {
+            .update_checked(res, ns, name, Part::Main, q, precondition, |old| {
                 let scale = match &change {
                     ScaleChange::Replace(s) => s.clone(),
                     ScaleChange::Patch(ty, p) => patch::apply("Scale", *ty, &to_scale(old), p)?,
@@ -237,6 +259,12 @@ impl ApiServer {
             .await?;
         Ok(obj)
     }
+}
+
+/// The resourceVersion a patch itself names, which makes it conditional (a JSON patch may
+/// `test` it instead, which the patch enforces by itself).
+fn patch_precondition(patch: &Value) -> Option<String> {
+    patch.get("metadata").and_then(|m| m.get("resourceVersion")).and_then(Value::as_str).filter(|s| !s.is_empty()).map(String::from)
 }
 
 pub enum ScaleChange {
