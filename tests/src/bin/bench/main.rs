@@ -1,4 +1,9 @@
-//! The project's benchmarks, each run side by side with a peer in the same run and reported as ratios.
+//! The project's benchmarks, side by side with a peer in the same run where one can run here.
+//!
+//! `bench sched [NODES] [PODS]`: scheduling throughput over fake nodes (register and heartbeat only).
+//! `bench node KUBECONFIG`: against a running `control-plane up`: pod start latency, a 100-pod
+//! burst on one node, and self-heal time. No peer can run on this machine for these (no
+//! kube-scheduler or kubelet packages); their figures are reported against the issues' targets.
 //!
 //! `cargo run --release -p e2e --bin bench -- api`: creates/s and latency through the HTTPS API on the
 //! embedded store, and write-to-watcher delivery latency; the peer is etcd (the store real Kubernetes
@@ -17,6 +22,8 @@ use futures::StreamExt;
 use http_body_util::{BodyExt, Full};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams, WatchEvent, WatchParams};
+
+mod bench_cluster;
 
 struct Proc(Child);
 impl Drop for Proc {
@@ -276,7 +283,13 @@ async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("api") => {}
-        _ => bail!("usage: bench api [CREATES] [CONCURRENCY]"),
+        Some("sched") => {
+            let nodes = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(1000);
+            let pods = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(10_000);
+            return bench_cluster::sched(nodes, pods).await;
+        }
+        Some("node") => return bench_cluster::node(args.get(1).map(String::as_str).unwrap_or("/tmp/tinykube/kubeconfig")).await,
+        _ => bail!("usage: bench api [CREATES] [CONCURRENCY] | bench sched [NODES] [PODS] | bench node KUBECONFIG"),
     }
     let creates: usize = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(20_000);
     let concurrency: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(64);

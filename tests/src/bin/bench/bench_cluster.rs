@@ -1,0 +1,230 @@
+//! Scheduler and node benchmarks (see `bench.rs` for the entry point).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, DeleteParams, ListParams, PostParams, WatchEvent, WatchParams};
+use proto::node::node_service_client::NodeServiceClient;
+use proto::node::{HeartbeatRequest, NodeAddress, RegisterRequest};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+
+use crate::{Stats, load, ms};
+
+fn pod(name: &str, node: Option<&str>) -> Pod {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "labels": {"bench": "yes"}},
+        "spec": {
+            "nodeName": node,
+            "terminationGracePeriodSeconds": 0,
+            "containers": [{"name": "c", "image": "demo/busybox", "imagePullPolicy": "IfNotPresent",
+                            "command": ["sleep", "3600"], "resources": {"requests": {"cpu": "10m", "memory": "1Mi"}}}],
+        },
+    }))
+    .expect("a valid pod")
+}
+
+fn is_running(p: &Pod) -> bool {
+    p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+}
+
+fn is_ready(p: &Pod) -> bool {
+    p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Scheduler throughput: `nodes` fake nodes (they register and heartbeat; they run nothing),
+/// then `pods` pods created as fast as the API takes them; time until every one is bound.
+pub async fn sched(nodes: usize, pods: usize) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (port, grpc) = (crate::free_port()?, crate::free_port()?);
+    let kubeconfig = dir.path().join("kubeconfig");
+    let _cp = crate::Proc(
+        std::process::Command::new(e2e::bin("control-plane"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--grpc-listen", &format!("127.0.0.1:{grpc}"), "--data-dir"])
+            .arg(dir.path())
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["--kubeconfig-server", &format!("https://127.0.0.1:{port}")])
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .context("starting control-plane serve")?,
+    );
+    crate::wait_port(port).await?;
+    crate::wait_port(grpc).await?;
+    let ca = std::fs::read_to_string(dir.path().join("pki/ca.crt"))?;
+    let token = std::fs::read_to_string(dir.path().join("pki/node.token"))?.trim().to_string();
+    let channel = Endpoint::from_shared(format!("https://127.0.0.1:{grpc}"))?
+        .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)).domain_name("kubernetes"))?
+        .connect()
+        .await?;
+    fn auth<T>(token: &str, msg: T) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(msg);
+        r.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("ascii"));
+        r
+    }
+    let t = Instant::now();
+    for i in 0..nodes {
+        let name = format!("fake-{i:04}");
+        let mut client = NodeServiceClient::new(channel.clone());
+        let capacity: HashMap<String, String> = [("cpu", "64"), ("memory", "256Gi"), ("pods", "110")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        client
+            .register(auth(&token, RegisterRequest {
+                node_name: name.clone(),
+                addresses: vec![NodeAddress { r#type: "InternalIP".into(), address: format!("10.{}.{}.{}", 200, i / 250, i % 250 + 1) }],
+                allocatable: capacity.clone(),
+                capacity,
+                info: None,
+                labels: Default::default(),
+            }))
+            .await?;
+        let beats = tokio_stream::StreamExt::map(tokio_stream::wrappers::IntervalStream::new(tokio::time::interval(Duration::from_secs(1))), move |_| {
+            HeartbeatRequest { node_name: name.clone(), ready: true, message: String::new() }
+        });
+        let mut acks = client.heartbeat(auth(&token, beats)).await?.into_inner();
+        tokio::spawn(async move { while let Ok(Some(_)) = acks.message().await {} });
+    }
+    let kc = kube::config::Kubeconfig::read_from(&kubeconfig)?;
+    let client = kube::Client::try_from(kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?)?;
+    let node_api: Api<Node> = Api::all(client.clone());
+    loop {
+        let ready = node_api.list(&ListParams::default()).await?.items.iter().filter(|n| {
+            n.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        }).count();
+        if ready == nodes {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(60) {
+            bail!("only {ready} of {nodes} fake nodes became Ready");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("{nodes} fake nodes registered and Ready in {}", ms(t.elapsed()));
+    let api: Api<Pod> = Api::namespaced(client, "default");
+    let rv = api.list_metadata(&ListParams::default()).await?.metadata.resource_version.unwrap_or_default();
+    let mut stream = api.watch(&WatchParams::default(), &rv).await?.boxed();
+    let bound = Arc::new(Mutex::new(None::<Instant>));
+    let b = bound.clone();
+    let watcher = tokio::spawn(async move {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(Ok(ev)) = stream.next().await {
+            if let WatchEvent::Modified(p) = ev {
+                if p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some() && seen.insert(p.metadata.name.unwrap_or_default()) && seen.len() == pods {
+                    *b.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+                    return;
+                }
+            }
+        }
+    });
+    let start = Instant::now();
+    let a = api.clone();
+    let created = load(pods, 64, move |i| {
+        let api = a.clone();
+        async move { api.create(&PostParams::default(), &pod(&format!("s-{i}"), None)).await.map(|_| ()).map_err(Into::into) }
+    })
+    .await?;
+    let _ = tokio::time::timeout(Duration::from_secs(120), watcher).await;
+    let done = bound.lock().unwrap_or_else(|e| e.into_inner()).context("not every pod was bound within 2 minutes")?;
+    let total = done - start;
+    println!("{pods} pods created in {} ({:.0}/s) and all bound {} after the first create", ms(created.elapsed), created.rate(), ms(total));
+    println!("scheduling throughput, create to bound: {:.0} pods/s over {nodes} nodes", pods as f64 / total.as_secs_f64());
+    Ok(())
+}
+
+/// On a real `control-plane up` cluster (root): pod start latency on a node, a burst of pods,
+/// and self-heal time of a Deployment.
+pub async fn node(kubeconfig: &str) -> Result<()> {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig)?;
+    let client = kube::Client::try_from(kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?)?;
+    let api: Api<Pod> = Api::namespaced(client.clone(), "default");
+    // 1. Bound (nodeName set at create) to Running, one pod at a time.
+    let mut lat = Stats::default();
+    for i in 0..30 {
+        let name = format!("lat-{i}");
+        let rv = api.list_metadata(&ListParams::default()).await?.metadata.resource_version.unwrap_or_default();
+        let mut stream = api.watch(&WatchParams::default().fields(&format!("metadata.name={name}")), &rv).await?.boxed();
+        let t0 = Instant::now();
+        api.create(&PostParams::default(), &pod(&name, Some("node-1"))).await?;
+        while let Some(ev) = tokio::time::timeout(Duration::from_secs(30), stream.next()).await? {
+            if let Ok(WatchEvent::Modified(p)) = ev {
+                if is_running(&p) {
+                    lat.latencies.push(t0.elapsed());
+                    break;
+                }
+            }
+        }
+    }
+    api.delete_collection(&DeleteParams::default(), &ListParams::default().labels("bench=yes")).await?;
+    println!("pod bound -> Running on a real node: p50 {} p99 {} (n={})", ms(lat.pct(0.5)), ms(lat.pct(0.99)), lat.latencies.len());
+    wait_gone(&api).await?;
+    // 2. A burst of 100 pods bound to one node.
+    let t0 = Instant::now();
+    let a = api.clone();
+    load(100, 16, move |i| {
+        let api = a.clone();
+        async move { api.create(&PostParams::default(), &pod(&format!("burst-{i}"), Some("node-1"))).await.map(|_| ()).map_err(Into::into) }
+    })
+    .await?;
+    loop {
+        let running = api.list(&ListParams::default().labels("bench=yes")).await?.items.iter().filter(|p| is_running(p)).count();
+        if running == 100 {
+            break;
+        }
+        if t0.elapsed() > Duration::from_secs(120) {
+            bail!("only {running} of 100 pods Running after 2 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!("100 pods on one node all Running {} after the first create", ms(t0.elapsed()));
+    api.delete_collection(&DeleteParams::default(), &ListParams::default().labels("bench=yes")).await?;
+    wait_gone(&api).await?;
+    // 3. Self-heal: delete a pod of a ReplicaSet, time until a replacement is Ready.
+    let rs_api: Api<k8s_openapi::api::apps::v1::ReplicaSet> = Api::namespaced(client.clone(), "default");
+    let rs: k8s_openapi::api::apps::v1::ReplicaSet = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "heal"},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "heal"}},
+                 "template": {"metadata": {"labels": {"app": "heal"}}, "spec": {"terminationGracePeriodSeconds": 0,
+                    "containers": [{"name": "c", "image": "demo/busybox", "imagePullPolicy": "IfNotPresent", "command": ["sleep", "3600"]}]}}},
+    }))?;
+    rs_api.create(&PostParams::default(), &rs).await?;
+    let heal = ListParams::default().labels("app=heal");
+    let ready_names = |pods: &[Pod]| pods.iter().filter(|p| is_ready(p) && p.metadata.deletion_timestamp.is_none()).map(|p| p.metadata.name.clone().unwrap_or_default()).collect::<Vec<_>>();
+    let mut heals = Stats::default();
+    for _ in 0..20 {
+        let before = loop {
+            let names = ready_names(&api.list(&heal).await?.items);
+            if names.len() == 3 {
+                break names;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let t0 = Instant::now();
+        api.delete(&before[0], &DeleteParams::default()).await?;
+        loop {
+            let names = ready_names(&api.list(&heal).await?.items);
+            if names.len() == 3 && !names.contains(&before[0]) {
+                heals.latencies.push(t0.elapsed());
+                break;
+            }
+            if t0.elapsed() > Duration::from_secs(30) {
+                bail!("no replacement within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    println!("self-heal, pod deleted -> replacement Ready: p50 {} p99 {} (n={})", ms(heals.pct(0.5)), ms(heals.pct(0.99)), heals.latencies.len());
+    rs_api.delete("heal", &DeleteParams::default()).await?;
+    Ok(())
+}
+
+async fn wait_gone(api: &Api<Pod>) -> Result<()> {
+    for _ in 0..600 {
+        if api.list(&ListParams::default().labels("bench=yes")).await?.items.is_empty() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("benchmark pods not gone after 30 s")
+}
