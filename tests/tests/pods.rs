@@ -199,3 +199,36 @@ fn killing_the_agent_with_kill_9_leaves_its_pods_running_and_a_new_agent_adopts_
     assert_eq!(jsonpath(&c, "survivor", "{.status.containerStatuses[0].restartCount}"), "0");
     assert!(c.kubectl(&["exec", "survivor", "--", "echo", "alive"]).contains("alive"));
 }
+
+#[test]
+fn creating_and_deleting_many_pods_leaves_nothing_behind_on_the_node() {
+    let c = Cluster::up(1).unwrap();
+    let node_dir = c.dir.path().join("nodes/node-1");
+    let marker = format!("churn{}", std::process::id());
+    for i in 0..12 {
+        apply(&c, &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: churn-{i}, labels: {{churn: \"yes\"}}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  volumes: [{{name: v, emptyDir: {{}}}}]\n  containers: [{{name: c, image: demo/busybox, command: [sh, -c, \"sleep 3600; : {marker}\"], volumeMounts: [{{name: v, mountPath: /v}}]}}]\n"
+        ));
+    }
+    eventually(WAIT, "12 running pods", || {
+        (c.kubectl(&["get", "pods", "-l", "churn=yes", "--field-selector=status.phase=Running", "-o", "name"]).lines().count() == 12).then_some(())
+    });
+    c.kubectl(&["delete", "pods", "-l", "churn=yes", "--grace-period=1"]);
+    eventually(WAIT, "pods gone from the API", || c.kubectl(&["get", "pods", "-o", "name"]).trim().is_empty().then_some(()));
+    let node = node_dir.to_string_lossy().into_owned();
+    eventually(WAIT, "nothing left on the node", || {
+        let pod_dirs = std::fs::read_dir(node_dir.join("pods")).map(|d| d.count()).unwrap_or(0);
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default().lines().filter(|l| l.contains(&node)).count();
+        let claims = std::fs::read_dir(node_dir.join("ipam")).map(|d| d.filter_map(Result::ok).filter(|e| e.path().is_file()).count()).unwrap_or(0);
+        let cgroups = std::fs::read_dir("/sys/fs/cgroup/memory/tinykube/node-1").map(|d| d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().starts_with("pod")).count()).unwrap_or(0)
+            + std::fs::read_dir("/sys/fs/cgroup/tinykube/node-1").map(|d| d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().starts_with("pod")).count()).unwrap_or(0);
+        (pod_dirs == 0 && mounts == 0 && claims == 0 && cgroups == 0).then_some(())
+    });
+    // Host-side veths live in the node's network namespace: only the bridge and eth0 remain there.
+    let args: serde_json::Value = serde_json::from_slice(&std::fs::read(c.dir.path().join("nodes/node-1.args")).unwrap()).unwrap();
+    let links = std::process::Command::new("ip").args(["-n", args["netns"].as_str().unwrap(), "-o", "link"]).output().unwrap();
+    let veths = stdout(&links).lines().filter(|l| l.contains(": tk") && !l.contains("tkbr0")).count();
+    assert_eq!(veths, 0, "{}", stdout(&links));
+    let ps = std::process::Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    assert!(!stdout(&ps).contains(&marker), "a pod process survived");
+}

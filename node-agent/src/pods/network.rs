@@ -155,14 +155,17 @@ impl PodNetwork {
     /// Removes the pod's link (its pair goes with it) and frees its address. Idempotent.
     pub fn detach(&self, uid: &str) -> Result<()> {
         let veth = host_veth(uid);
-        if link_exists(&veth) {
-            ip_batch(&[], &format!("link del {veth}\n"))?;
-        }
+        // The kernel also removes the pair when the pod's namespace goes, and may be doing so
+        // right now: a failed delete of a vanishing link must not keep the address claimed.
+        let unlinked = if link_exists(&veth) { ip_batch(&[], &format!("link del {veth}\n")).map_err(|e| (link_exists(&veth), e)) } else { Ok(()) };
         if let Some(ip) = self.address_of(uid) {
             let _ = fs::remove_file(self.ipam.join(ip.to_string()));
         }
         let _ = fs::remove_file(self.by_uid(uid));
-        Ok(())
+        match unlinked {
+            Err((true, e)) => Err(e),
+            _ => Ok(()),
+        }
     }
 }
 
