@@ -48,6 +48,8 @@ pub async fn sched(nodes: usize, pods: usize) -> Result<()> {
             .arg("--kubeconfig")
             .arg(&kubeconfig)
             .args(["--kubeconfig-server", &format!("https://127.0.0.1:{port}")])
+            // 1,000 nodes need more than a /16's 256 node blocks.
+            .args(["--cluster-cidr", "10.128.0.0/12"])
             .env("RUST_LOG", "warn")
             .spawn()
             .context("starting control-plane serve")?,
