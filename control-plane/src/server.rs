@@ -123,7 +123,8 @@ pub async fn start(cfg: ServerConfig) -> Result<Running> {
     let liveness = Arc::new(Liveness::default());
     let pod_res = api.registry.get("", "v1", "pods").context("pods not registered")?;
     let pods = control_plane::informer::Informer::<serde_json::Value>::start(api.clone(), pod_res);
-    let gateway = NodeGateway { api: api.clone(), pods, liveness: liveness.clone(), ipam, pki: pki.clone(), register_lock: Default::default() };
+    let router = control_plane::nodes::router::PodRouter::start(pods.clone());
+    let gateway = NodeGateway { api: api.clone(), pods, router, cidrs: Default::default(), liveness: liveness.clone(), ipam, pki: pki.clone() };
     let service = NodeServiceServer::with_interceptor(gateway, token_interceptor(pki.node_token.clone()));
     let identity = tonic::transport::Identity::from_pem(&pki.server_cert_pem, &pki.server_key_pem);
     let grpc_listeners = bind_all(&cfg.grpc_listen, "node gateway").await?;
@@ -158,11 +159,13 @@ pub async fn start(cfg: ServerConfig) -> Result<Running> {
     let rss = Informer::<ReplicaSet>::start(api.clone(), informer("apps", "replicasets")?);
     let deployments = Informer::<Deployment>::start(api.clone(), informer("apps", "deployments")?);
     let recorder = |component: &str| Recorder::new(api.clone(), component, "");
+    let node_cache = Informer::<serde_json::Value>::start(api.clone(), informer("", "nodes")?);
+    tasks.push(tokio::spawn(controllers::nodes::run(api.clone(), node_cache, liveness, cfg.node_grace, cfg.pod_eviction)));
     tasks.push(tokio::spawn(controllers::scheduling::run(api.clone(), typed_pods.clone(), nodes.clone(), recorder("default-scheduler"))));
     tasks.push(tokio::spawn(controllers::replicaset::run::run(api.clone(), rss.clone(), typed_pods.clone(), recorder("replicaset-controller"))));
     tasks.push(tokio::spawn(controllers::deployment::run::run(api.clone(), deployments.clone(), rss.clone(), typed_pods.clone(), recorder("deployment-controller"))));
     tasks.push(tokio::spawn(controllers::garbage_collector::run(api.clone(), deployments.clone(), rss.clone(), typed_pods.clone())));
-    tasks.push(tokio::spawn(controllers::nodes::run(api.clone(), liveness, cfg.node_grace, cfg.pod_eviction)));
+
     info!(api_port, grpc_port, data_dir = %cfg.data_dir.display(), "control plane serving");
     Ok(Running { api, pki, api_port, grpc_port, shutdown, tasks })
 }

@@ -72,20 +72,22 @@ fn ready_status(node: &Value) -> Option<&str> {
     node["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == "Ready")?["status"].as_str()
 }
 
-pub async fn run(api: Arc<ApiServer>, liveness: Arc<Liveness>, grace: Duration, eviction: Duration) {
+pub async fn run(api: Arc<ApiServer>, cache: Arc<crate::informer::Informer<Value>>, liveness: Arc<Liveness>, grace: Duration, eviction: Duration) {
     let Some(nodes) = api.registry.get("", "v1", "nodes") else { return };
+    cache.wait_synced().await;
     let Some(pods) = api.registry.get("", "v1", "pods") else { return };
     let started = Instant::now();
     let mut unreachable_since: std::collections::HashMap<String, Instant> = Default::default();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tick.tick().await;
-        let Ok((items, _)) = api.list_objects(&nodes, None, &Query::default()).await else { continue };
-        for node in items {
+        // From the informer's cache: no store reads or decoding on this frequent tick.
+        for node in cache.list() {
+            let node: &Value = &node;
             let name = object::name(&node).unwrap_or_default().to_string();
             // Taint and evict while the node stays unreachable.
-            let unreachable = ready_status(&node) == Some("Unknown");
-            if let Some(taints) = unreachable_taints(&node, unreachable) {
+            let unreachable = ready_status(node) == Some("Unknown");
+            if let Some(taints) = unreachable_taints(node, unreachable) {
                 let _ = api
                     .update_with(&nodes, None, &name, Part::Main, &Query::default(), |old| {
                         let mut new = old.clone();
@@ -105,7 +107,7 @@ pub async fn run(api: Arc<ApiServer>, liveness: Arc<Liveness>, grace: Duration, 
             } else {
                 unreachable_since.remove(&name);
             }
-            let verdict = judge(ready_status(&node), liveness.last(&name).map(|t| t.elapsed()), started.elapsed(), grace);
+            let verdict = judge(ready_status(node), liveness.last(&name).map(|t| t.elapsed()), started.elapsed(), grace);
             if verdict == Verdict::Unchanged {
                 continue;
             }

@@ -21,7 +21,8 @@ use crate::api::negotiate::Query;
 use crate::api::object;
 use crate::api::handlers::DeleteOptions;
 use crate::api::update::{Part, set_condition};
-use crate::informer::{Change, Informer};
+use super::router::Routed;
+use crate::informer::Informer;
 
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(1000);
 /// Where agents serve logs and exec (the kubelet's port).
@@ -29,14 +30,16 @@ pub const AGENT_PORT: u16 = 10250;
 
 pub struct NodeGateway {
     pub api: Arc<ApiServer>,
-    /// Every pod, kept current; each node's stream is this cache filtered by `spec.nodeName`.
+    /// Every pod, kept current; each node's stream starts from this cache filtered by `spec.nodeName`.
     pub pods: Arc<Informer<Value>>,
+    /// Hands each pod change to the streams of the node it names.
+    pub router: Arc<super::router::PodRouter>,
+    /// Pod CIDRs handed out, read from the Node objects once.
+    pub cidrs: tokio::sync::Mutex<Option<std::collections::BTreeSet<String>>>,
     pub liveness: Arc<Liveness>,
     pub ipam: NodeIpam,
     /// Signs each node's serving certificate.
     pub pki: crate::pki::Pki,
-    /// Serializes registrations so two nodes never pick the same pod CIDR.
-    pub register_lock: tokio::sync::Mutex<()>,
 }
 
 fn to_status(e: ApiError) -> Status {
@@ -114,14 +117,27 @@ impl NodeService for NodeGateway {
             )));
         }
         let nodes = self.api.registry.get("", "v1", "nodes").ok_or_else(|| Status::internal("nodes not registered"))?;
-        let _guard = self.register_lock.lock().await;
-        let (existing, _) = self.api.list_objects(&nodes, None, &Query::default()).await.map_err(to_status)?;
-        let mine = existing.iter().find(|n| object::name(n) == Some(r.node_name.as_str()));
+        let mut cidrs = self.cidrs.lock().await;
+        if cidrs.is_none() {
+            let (existing, _) = self.api.list_objects(&nodes, None, &Query::default()).await.map_err(to_status)?;
+            *cidrs = Some(existing.iter().filter_map(|n| n["spec"]["podCIDR"].as_str().map(String::from)).collect());
+        }
+        let taken = cidrs.as_mut().expect("just filled");
+        let mine = match self.api.get_object(&nodes, None, &r.node_name).await {
+            Ok((n, _)) => Some(n),
+            Err(e) if e.code == 404 => None,
+            Err(e) => return Err(to_status(e)),
+        };
+        let mine = mine.as_ref();
         let pod_cidr = match mine.and_then(|n| n["spec"]["podCIDR"].as_str()).filter(|s| !s.is_empty()) {
             Some(c) => c.to_string(),
             None => {
-                let taken = existing.iter().filter_map(|n| n["spec"]["podCIDR"].as_str());
-                self.ipam.next_free(taken).ok_or_else(|| Status::resource_exhausted("the cluster's pod range has no free block"))?
+                let c = self
+                    .ipam
+                    .next_free(taken.iter().map(String::as_str))
+                    .ok_or_else(|| Status::resource_exhausted("the cluster's pod range has no free block"))?;
+                taken.insert(c.clone());
+                c
             }
         };
         let mut labels = json!({
@@ -193,31 +209,25 @@ impl NodeService for NodeGateway {
     async fn watch_pods(&self, req: Request<WatchPodsRequest>) -> Result<Response<Self::WatchPodsStream>, Status> {
         let node = req.into_inner().node_name;
         let pods = self.pods.clone();
-        // Subscribe before listing so nothing between the list and the first change is missed.
-        let mut changes = pods.subscribe();
+        // Subscribe before listing so nothing between the list and the first change is missed
+        // (a pod in both is sent twice, which the agent takes as the same upsert).
+        let mut changes = self.router.subscribe(&node);
         let (tx, rx) = mpsc::channel(1024);
         tokio::spawn(async move {
             pods.wait_synced().await;
             if send_all(&pods, &node, &tx).await.is_err() {
                 return;
             }
-            loop {
-                let event = match changes.recv().await {
-                    Ok(Change::Upsert { old, new }) => {
-                        if bound_to(&new, &node) {
-                            Some(event(pod_event::Kind::Upsert, &new))
-                        } else {
-                            old.filter(|o| bound_to(o, &node)).map(|o| event(pod_event::Kind::Delete, &o))
-                        }
-                    }
-                    Ok(Change::Delete(p)) => bound_to(&p, &node).then(|| event(pod_event::Kind::Delete, &p)),
-                    Ok(Change::Resync) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+            while let Some(change) = changes.recv().await {
+                let event = match change {
+                    Routed::Upsert(p) => Some(event(pod_event::Kind::Upsert, &p)),
+                    Routed::Delete(p) => Some(event(pod_event::Kind::Delete, &p)),
+                    Routed::Resync => {
                         if send_all(&pods, &node, &tx).await.is_err() {
                             return;
                         }
                         None
                     }
-                    Err(_) => return,
                 };
                 if let Some(ev) = event {
                     if tx.send(Ok(ev)).await.is_err() {
@@ -295,7 +305,7 @@ impl NodeService for NodeGateway {
 }
 
 fn bound_to(pod: &Value, node: &str) -> bool {
-    pod["spec"]["nodeName"].as_str() == Some(node)
+    super::router::node_of(pod) == Some(node)
 }
 
 fn event(kind: pod_event::Kind, pod: &Value) -> PodEvent {

@@ -4,3 +4,4 @@
 pub mod gateway;
 pub mod ipam;
 pub mod liveness;
+pub mod router;
