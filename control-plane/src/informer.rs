@@ -42,6 +42,8 @@ pub struct Informer<K> {
     cache: RwLock<BTreeMap<String, Arc<K>>>,
     changes: broadcast::Sender<Change<K>>,
     synced: watch::Sender<bool>,
+    /// The store revision the cache reflects: every write at or below it is in the cache.
+    seen: std::sync::atomic::AtomicU64,
 }
 
 pub fn cache_key(namespace: Option<&str>, name: &str) -> String {
@@ -62,7 +64,7 @@ impl<K: DeserializeOwned + Send + Sync + 'static> Informer<K> {
     pub fn start(api: Arc<ApiServer>, resource: Arc<Resource>) -> Arc<Self> {
         let (changes, _) = broadcast::channel(65_536);
         let (synced, _) = watch::channel(false);
-        let inf = Arc::new(Informer { resource, cache: RwLock::new(BTreeMap::new()), changes, synced });
+        let inf = Arc::new(Informer { resource, cache: RwLock::new(BTreeMap::new()), changes, synced, seen: Default::default() });
         let me = inf.clone();
         tokio::spawn(async move { me.run(api).await });
         inf
@@ -81,6 +83,7 @@ impl<K: DeserializeOwned + Send + Sync + 'static> Informer<K> {
             };
             let fresh: BTreeMap<String, Arc<K>> = kvs.iter().filter_map(decode::<K>).map(|(k, v)| (k, Arc::new(v))).collect();
             *self.cache.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+            self.seen.store(rev, std::sync::atomic::Ordering::Release);
             let _ = self.changes.send(Change::Resync);
             self.synced.send_replace(true);
             let mut stream = match api.store.watch(&prefix, rev) {
@@ -89,6 +92,7 @@ impl<K: DeserializeOwned + Send + Sync + 'static> Informer<K> {
             };
             while let Some(Ok(event)) = stream.next().await {
                 self.apply(&event.kind, &event.kv);
+                self.seen.store(event.revision(), std::sync::atomic::Ordering::Release);
             }
         }
     }
@@ -106,6 +110,12 @@ impl<K: DeserializeOwned + Send + Sync + 'static> Informer<K> {
         };
         drop(cache);
         let _ = self.changes.send(change);
+    }
+
+    /// The store revision this cache has caught up with (events of other prefixes do not
+    /// advance it, so it may lag the store's revision, never the other way round).
+    pub fn seen_revision(&self) -> u64 {
+        self.seen.load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub async fn wait_synced(&self) {

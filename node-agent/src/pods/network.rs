@@ -111,14 +111,22 @@ impl PodNetwork {
         if let Some(ip) = self.address_of(uid) {
             return Ok(ip);
         }
-        // .0 is the network, .1 the bridge, the last the broadcast address.
-        for n in 2..self.size - 1 {
+        // .0 is the network, .1 the bridge, the last the broadcast address. Round-robin from the
+        // last address handed out (like the host-local IPAM), so a freed address is not reused at
+        // once: peers may still cache the old pod's MAC for it.
+        let usable = self.size - 3;
+        let last_file = self.ipam.join("last");
+        // Offset of the last address handed out among the usable ones; -1 before the first.
+        let last: i64 = fs::read_to_string(&last_file).ok().and_then(|s| s.trim().parse::<i64>().ok()).map(|n| n - 2).unwrap_or(-1);
+        for k in 1..=i64::from(usable) {
+            let n = 2 + (last + k).rem_euclid(i64::from(usable)) as u32;
             let ip = Ipv4Addr::from(self.base + n);
             let claim = self.ipam.join(ip.to_string());
             match fs::OpenOptions::new().write(true).create_new(true).open(&claim) {
                 Ok(mut f) => {
                     f.write_all(uid.as_bytes()).map_err(io("writing an address claim"))?;
                     fs::write(self.by_uid(uid), ip.to_string()).map_err(io("recording an address"))?;
+                    let _ = fs::write(&last_file, n.to_string());
                     return Ok(ip);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
@@ -141,6 +149,8 @@ impl PodNetwork {
         fs::create_dir_all("/run/netns").map_err(io("creating /run/netns"))?;
         let _ = fs::remove_file(&link);
         std::os::unix::fs::symlink(netns, &link).map_err(io(format!("linking {}", link.display())))?;
+        // Forget any MAC this node still remembers for the address (a pod that had it before).
+        let _ = ip_batch(&[], &format!("neigh flush to {ip}\n"));
         let result = (|| {
             ip_batch(&[], &format!("link add {veth} type veth peer name eth0 netns {name}\nlink set {veth} master {} up\n", self.bridge))?;
             ip_batch(
@@ -209,5 +219,10 @@ mod tests {
         assert!(matches!(net.allocate("f"), Err(Error::Exhausted(_))));
         net.detach("c").unwrap();
         assert_eq!(net.allocate("f").unwrap(), Ipv4Addr::new(10, 9, 0, 4));
+        // Freed addresses come back only after the others: round-robin, not lowest-first.
+        net.detach("a").unwrap();
+        net.detach("e").unwrap();
+        assert_eq!(net.allocate("g").unwrap(), Ipv4Addr::new(10, 9, 0, 6));
+        assert_eq!(net.allocate("h").unwrap(), Ipv4Addr::new(10, 9, 0, 2));
     }
 }

@@ -21,34 +21,38 @@ use crate::events::{Involved, Recorder};
 use crate::informer::{Change, Informer, cache_key};
 use crate::workqueue::{WorkQueue, run_workers};
 
-/// Writes this controller made that its informer has not seen yet. Until it has, the
-/// ReplicaSet is not resized again (Kubernetes' "expectations"), so it never over-creates.
+/// Writes this controller made that its pod informer has not seen yet, as a store revision per
+/// ReplicaSet (Kubernetes' "expectations"): until the informer has caught up with it, the
+/// ReplicaSet is not resized again, so it never over-creates or over-deletes.
 #[derive(Default)]
 pub struct Expectations {
-    pending: Mutex<HashMap<String, (Vec<(String, bool)>, Instant)>>,
+    pending: Mutex<HashMap<String, (u64, Instant)>>,
 }
 
 const EXPECTATION_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Expectations {
-    fn expect(&self, rs: &str, names: Vec<(String, bool)>) {
+    fn expect(&self, rs: &str, revision: u64) {
         let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = p.entry(rs.to_string()).or_insert_with(|| (Vec::new(), Instant::now()));
-        entry.0.extend(names);
+        let entry = p.entry(rs.to_string()).or_insert((0, Instant::now()));
+        entry.0 = entry.0.max(revision);
         entry.1 = Instant::now();
     }
 
-    /// Whether everything expected for `rs` is visible: created pods present, deleted ones gone.
-    fn satisfied(&self, rs: &str, present: impl Fn(&str) -> bool) -> bool {
+    /// Whether the informer reflects every write made for `rs` (it has seen revision `seen`).
+    fn satisfied(&self, rs: &str, seen: u64) -> bool {
         let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let Some((names, since)) = p.get_mut(rs) else { return true };
-        names.retain(|(name, created)| present(name) != *created);
-        if names.is_empty() || since.elapsed() > EXPECTATION_TIMEOUT {
+        let Some((watermark, since)) = p.get(rs) else { return true };
+        if seen >= *watermark || since.elapsed() > EXPECTATION_TIMEOUT {
             p.remove(rs);
             return true;
         }
         false
     }
+}
+
+fn revision_of(obj: &Value) -> u64 {
+    obj["metadata"]["resourceVersion"].as_str().and_then(|r| r.parse().ok()).unwrap_or(0)
 }
 
 fn owner_key(pod: &Pod) -> Option<String> {
@@ -127,7 +131,7 @@ async fn sync(
     let (ns, name) = key.split_once('/').ok_or("bad key")?;
     let Some(rs) = rss.get(Some(ns), name) else { return Ok(None) };
     let in_ns = pods.list_namespace(ns);
-    let ready = expectations.satisfied(key, |pod| in_ns.iter().any(|p| p.metadata.name.as_deref() == Some(pod)));
+    let ready = expectations.satisfied(key, pods.seen_revision());
     let snapshot = RsSnapshot { rs: &rs, pods: in_ns.iter().map(|p| p.as_ref()).collect(), now: jiff::Timestamp::now() };
     let actions = reconcile(&snapshot);
     let pod_res = api.registry.get("", "v1", "pods").ok_or("pods not served")?;
@@ -143,19 +147,20 @@ async fn sync(
                 for batch in slow_start_batches(count, 1) {
                     let creates = (0..batch).map(|_| api.create(&pod_res, Some(ns), body.clone(), &q));
                     let results = join_all(creates).await;
-                    let mut created = Vec::new();
+                    let mut created = 0;
                     let mut failure = None;
                     for r in results {
                         match r {
-                            Ok((pod, _)) => created.push((pod["metadata"]["name"].as_str().unwrap_or("").to_string(), true)),
+                            Ok((pod, _)) => {
+                                created += 1;
+                                expectations.expect(key, revision_of(&pod));
+                                let pod_name = pod["metadata"]["name"].as_str().unwrap_or("");
+                                recorder.emit(involved.clone(), "Normal", "SuccessfulCreate", format!("Created pod: {pod_name}"));
+                            }
                             Err(e) => failure = Some(e.message),
                         }
                     }
-                    for (pod_name, _) in &created {
-                        recorder.emit(involved.clone(), "Normal", "SuccessfulCreate", format!("Created pod: {pod_name}"));
-                    }
-                    remaining -= created.len();
-                    expectations.expect(key, created);
+                    remaining -= created;
                     if let Some(msg) = failure {
                         recorder.emit(involved.clone(), "Warning", "FailedCreate", format!("Error creating: {msg}"));
                         return Err(msg);
@@ -167,20 +172,18 @@ async fn sync(
                 let opts = DeleteOptions::default();
                 let deletes = names.iter().map(|n| api.delete(&pod_res, Some(ns), n, &opts));
                 let results = join_all(deletes).await;
-                let mut gone = Vec::new();
                 for (n, r) in names.iter().zip(results) {
                     match r {
-                        Ok(_) => {
+                        Ok((_, pod)) => {
+                            // Seeing the deletion (or the terminating mark) is enough: terminating pods
+                            // no longer count, so waiting for them to vanish would stall the ReplicaSet.
+                            expectations.expect(key, revision_of(&pod));
                             recorder.emit(involved.clone(), "Normal", "SuccessfulDelete", format!("Deleted pod: {n}"));
-                            gone.push((n.clone(), false));
                         }
                         Err(e) if e.code == 404 => {}
                         Err(e) => return Err(e.message),
                     }
                 }
-                // A pod being deleted gracefully stays listed (terminating) and is no longer active;
-                // expecting its disappearance would stall the ReplicaSet for its whole grace period.
-                let _ = gone;
             }
             RsAction::CreatePods { .. } | RsAction::DeletePods(_) => again = Some(Duration::from_millis(100)),
             RsAction::Adopt(names) | RsAction::Release(names) if names.is_empty() => {}
