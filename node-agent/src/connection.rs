@@ -11,6 +11,7 @@ use proto::node::node_service_client::NodeServiceClient;
 use proto::node::{HeartbeatRequest, NodeAddress, PodReport, RegisterRequest, RegisterResponse, WatchPodsRequest, pod_event};
 use tokio::sync::mpsc;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use proto::auth::with_token;
 use tracing::{info, warn};
 
 use crate::pods::{NodeContext, PodManager, Report};
@@ -215,14 +216,6 @@ impl Link {
             }
         }
     }
-}
-
-fn with_token<T>(token: &str, msg: T) -> tonic::Request<T> {
-    let mut req = tonic::Request::new(msg);
-    if let Ok(v) = format!("Bearer {token}").parse() {
-        req.metadata_mut().insert("authorization", v);
-    }
-    req
 }
 
 /// Delivers the newest status of each pod, retrying until the control plane has it.

@@ -19,16 +19,7 @@ pub struct Agent {
     pub data_dir: PathBuf,
 }
 
-/// Checks the node token the control plane presents.
-pub fn token_interceptor(token: String) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone {
-    move |req: Request<()>| {
-        let presented = req.metadata().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-        match presented {
-            Some(p) if p.len() == token.len() && p.bytes().zip(token.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0 => Ok(req),
-            _ => Err(Status::unauthenticated("a valid node token is required")),
-        }
-    }
-}
+pub use proto::auth::token_interceptor;
 
 fn valid_segment(s: &str) -> bool {
     !s.is_empty() && !s.contains('/') && s != "." && s != ".."

@@ -5,4 +5,5 @@ pub mod node {
     tonic::include_proto!("tinykube.node.v1");
 }
 
+pub mod auth;
 pub mod quantity;

@@ -158,6 +158,30 @@ impl Cluster {
         child.wait_with_output().expect("kubectl finishes")
     }
 
+    /// Kills a node's agent with SIGKILL, as a crash would (its pods keep running).
+    pub fn kill_agent(&self, node: &str) {
+        let pid_file = self.dir.path().join(format!("nodes/{node}.pid"));
+        let pid: i32 = std::fs::read_to_string(&pid_file).expect("pid file").trim().parse().expect("a pid");
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    }
+
+    /// Starts a node's agent again from `DIR/nodes/NODE.args`, in the node's network namespace
+    /// only (`ip netns exec` would also remount /sys and hide the cgroups). Stopped on drop.
+    pub fn restart_agent(&self, node: &str) -> AgentProcess {
+        let args: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(self.dir.path().join(format!("nodes/{node}.args"))).expect("args file")).expect("json");
+        let argv: Vec<String> = args["argv"].as_array().expect("argv").iter().filter_map(|a| a.as_str().map(String::from)).collect();
+        let child = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", args["netns"].as_str().unwrap_or_default()))
+            .arg("--")
+            .args(&argv)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nsenter runs");
+        AgentProcess(child)
+    }
+
     pub async fn client(&self) -> Result<kube::Client> {
         let kc = kube::config::Kubeconfig::read_from(self.kubeconfig())?;
         let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
@@ -170,6 +194,16 @@ impl Drop for Cluster {
         if let Err(e) = self.stop() {
             eprintln!("cluster cleanup: {e:#}");
         }
+    }
+}
+
+/// A node agent a test started; killed on drop.
+pub struct AgentProcess(Child);
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

@@ -170,29 +170,9 @@ fn killing_the_agent_with_kill_9_leaves_its_pods_running_and_a_new_agent_adopts_
     apply(&c, "apiVersion: v1\nkind: Pod\nmetadata: {name: survivor}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers: [{name: c, image: demo/busybox, command: [sleep, \"3600\"]}]\n");
     wait_running(&c, "survivor");
     let id = jsonpath(&c, "survivor", "{.status.containerStatuses[0].containerID}");
-    let pid_file = c.dir.path().join("nodes/node-1.pid");
-    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    c.kill_agent("node-1");
     std::thread::sleep(Duration::from_millis(500));
-    let args: serde_json::Value = serde_json::from_slice(&std::fs::read(c.dir.path().join("nodes/node-1.args")).unwrap()).unwrap();
-    let argv: Vec<String> = args["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
-    // Only the network namespace: `ip netns exec` would also remount /sys and hide the cgroups.
-    let agent = std::process::Command::new("nsenter")
-        .arg(format!("--net=/run/netns/{}", args["netns"].as_str().unwrap()))
-        .arg("--")
-        .args(&argv)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _agent = Kill(agent);
+    let _agent = c.restart_agent("node-1");
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(jsonpath(&c, "survivor", "{.status.phase}"), "Running");
     assert_eq!(jsonpath(&c, "survivor", "{.status.containerStatuses[0].containerID}"), id, "the same container, adopted");
@@ -219,7 +199,10 @@ fn creating_and_deleting_many_pods_leaves_nothing_behind_on_the_node() {
     eventually(WAIT, "nothing left on the node", || {
         let pod_dirs = std::fs::read_dir(node_dir.join("pods")).map(|d| d.count()).unwrap_or(0);
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default().lines().filter(|l| l.contains(&node)).count();
-        let claims = std::fs::read_dir(node_dir.join("ipam")).map(|d| d.filter_map(Result::ok).filter(|e| e.path().is_file()).count()).unwrap_or(0);
+        // Address claims are files named by the address they claim.
+        let claims = std::fs::read_dir(node_dir.join("ipam"))
+            .map(|d| d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().parse::<std::net::Ipv4Addr>().is_ok()).count())
+            .unwrap_or(0);
         let cgroups = std::fs::read_dir("/sys/fs/cgroup/memory/tinykube/node-1").map(|d| d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().starts_with("pod")).count()).unwrap_or(0)
             + std::fs::read_dir("/sys/fs/cgroup/tinykube/node-1").map(|d| d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().starts_with("pod")).count()).unwrap_or(0);
         (pod_dirs == 0 && mounts == 0 && claims == 0 && cgroups == 0).then_some(())

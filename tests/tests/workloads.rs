@@ -153,8 +153,7 @@ fn pods_of_a_node_that_stops_heartbeating_are_replaced_elsewhere_and_it_recovers
     let on_node2 = || c.kubectl(&["get", "pods", "-l", "app=web", "--field-selector=spec.nodeName=node-2", "-o", "name"]);
     assert!(!on_node2().trim().is_empty(), "some pods run on node-2");
 
-    let pid: i32 = std::fs::read_to_string(c.dir.path().join("nodes/node-2.pid")).unwrap().trim().parse().unwrap();
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    c.kill_agent("node-2");
     eventually(WAIT, "node-2 Unknown and tainted", || {
         let n = c.kubectl(&["get", "node", "node-2", "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status} {.spec.taints[*].key}"]);
         (n == "Unknown node.kubernetes.io/unreachable").then_some(())
@@ -165,25 +164,7 @@ fn pods_of_a_node_that_stops_heartbeating_are_replaced_elsewhere_and_it_recovers
     });
 
     // The agent comes back: the node is Ready again and the pods moved away are cleaned up there.
-    let args: serde_json::Value = serde_json::from_slice(&std::fs::read(c.dir.path().join("nodes/node-2.args")).unwrap()).unwrap();
-    let argv: Vec<String> = args["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _agent = Kill(
-        std::process::Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{}", args["netns"].as_str().unwrap()))
-            .arg("--")
-            .args(&argv)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _agent = c.restart_agent("node-2");
     eventually(WAIT, "node-2 Ready without the taint", || {
         let n = c.kubectl(&["get", "node", "node-2", "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status} {.spec.taints}"]);
         (n.trim() == "True").then_some(())

@@ -54,11 +54,7 @@ impl NodeConnector {
     }
 
     fn request<T>(&self, msg: T) -> tonic::Request<T> {
-        let mut req = tonic::Request::new(msg);
-        if let Ok(v) = format!("Bearer {}", self.token).parse() {
-            req.metadata_mut().insert("authorization", v);
-        }
-        req
+        proto::auth::with_token(&self.token, msg)
     }
 }
 

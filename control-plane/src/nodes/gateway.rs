@@ -320,16 +320,7 @@ async fn send_all(pods: &Informer<Value>, node: &str, tx: &mpsc::Sender<Result<P
     tx.send(Ok(PodEvent { kind: pod_event::Kind::Synced as i32, pod: vec![] })).await.map_err(|_| ())
 }
 
-/// Checks the node token every agent presents as `authorization: Bearer TOKEN`.
-pub fn token_interceptor(token: String) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone {
-    move |req: Request<()>| {
-        let presented = req.metadata().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-        match presented {
-            Some(p) if p.len() == token.len() && p.bytes().zip(token.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0 => Ok(req),
-            _ => Err(Status::unauthenticated("a valid node token is required")),
-        }
-    }
-}
+pub use proto::auth::token_interceptor;
 
 #[cfg(test)]
 mod tests {

@@ -62,11 +62,7 @@ pub async fn sched(nodes: usize, pods: usize) -> Result<()> {
         .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)).domain_name("kubernetes"))?
         .connect()
         .await?;
-    fn auth<T>(token: &str, msg: T) -> tonic::Request<T> {
-        let mut r = tonic::Request::new(msg);
-        r.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("ascii"));
-        r
-    }
+    let auth = proto::auth::with_token;
     let t = Instant::now();
     for i in 0..nodes {
         let name = format!("fake-{i:04}");
