@@ -62,14 +62,13 @@ pub async fn sched(nodes: usize, pods: usize) -> Result<()> {
         .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)).domain_name("kubernetes"))?
         .connect()
         .await?;
-    let auth = proto::auth::with_token;
     let t = Instant::now();
     for i in 0..nodes {
         let name = format!("fake-{i:04}");
         let mut client = NodeServiceClient::new(channel.clone());
         let capacity: HashMap<String, String> = [("cpu", "64"), ("memory", "256Gi"), ("pods", "110")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         client
-            .register(auth(&token, RegisterRequest {
+            .register(proto::auth::with_token(&token, RegisterRequest {
                 node_name: name.clone(),
                 addresses: vec![NodeAddress { r#type: "InternalIP".into(), address: format!("10.{}.{}.{}", 200, i / 250, i % 250 + 1) }],
                 allocatable: capacity.clone(),
@@ -81,7 +80,7 @@ pub async fn sched(nodes: usize, pods: usize) -> Result<()> {
         let beats = tokio_stream::StreamExt::map(tokio_stream::wrappers::IntervalStream::new(tokio::time::interval(Duration::from_secs(1))), move |_| {
             HeartbeatRequest { node_name: name.clone(), ready: true, message: String::new() }
         });
-        let mut acks = client.heartbeat(auth(&token, beats)).await?.into_inner();
+        let mut acks = client.heartbeat(proto::auth::with_token(&token, beats)).await?.into_inner();
         tokio::spawn(async move { while let Ok(Some(_)) = acks.message().await {} });
     }
     let kc = kube::config::Kubeconfig::read_from(&kubeconfig)?;
