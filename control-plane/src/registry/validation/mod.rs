@@ -98,24 +98,7 @@ fn cause(reason: &'static str, path: &FieldPath, message: String) -> Cause {
     Cause { reason, message, field: path.to_string() }
 }
 
-/// Go's `%q`: a double-quoted string with `"` and `\` escaped.
-pub(crate) fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+pub(crate) use crate::api::selectors::go_quote;
 
 pub(crate) fn required(path: &FieldPath) -> Cause {
     Cause::required(path.as_str())
