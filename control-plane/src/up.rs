@@ -146,6 +146,8 @@ pub async fn run(args: UpArgs, mut shutdown: crate::Shutdown) -> Result<()> {
         // Demo images come from the host's static busybox (Debian's busybox-static).
         if std::path::Path::new("/bin/busybox").exists() {
             cmd.args(["--demo-images-from", "/bin/busybox"]);
+        } else if i == 1 {
+            step("warning: /bin/busybox not found, so the demo images are not available (apt-get install busybox-static)");
         }
         // How to start this agent again by hand (after killing it, say): its netns and argv.
         let argv: Vec<String> = std::iter::once(cmd.get_program()).chain(cmd.get_args()).map(|a| a.to_string_lossy().into_owned()).collect();

@@ -209,3 +209,21 @@ impl AgentService for Agent {
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_uids_and_container_names_cannot_leave_the_pod_directory() {
+        for ok in ["7d3c-11", "web", "a.b"] {
+            assert!(valid_segment(ok), "{ok}");
+        }
+        for bad in ["", ".", "..", "../etc", "a/b", "/abs"] {
+            assert!(!valid_segment(bad), "{bad}");
+        }
+        let agent = Agent { data_dir: "/data".into() };
+        assert_eq!(agent.pod_dir("../x").unwrap_err().code(), tonic::Code::InvalidArgument);
+        assert_eq!(agent.pod_dir("u1").unwrap(), std::path::PathBuf::from("/data/pods/u1"));
+    }
+}

@@ -111,8 +111,7 @@ impl ApiServer {
     }
 
     pub async fn logs(&self, ns: &str, name: &str, q: &Query) -> Result<Response> {
-        let t = self.remote_target(ns, name, q.get("container")).await?;
-        let conn = self.connector()?;
+        // Options first: a malformed request is refused before any lookup.
         let since_time = q.get("sinceTime").map(|s| {
             s.parse::<jiff::Timestamp>().map_err(|_| ApiError::bad_request(format!("sinceTime {s:?} is not an RFC 3339 time")))
         });
@@ -121,15 +120,18 @@ impl ApiServer {
             (None, Some(t)) => (jiff::Timestamp::now() - t).get_seconds().max(1),
             _ => 0,
         };
+        let (tail_lines, limit_bytes) = (q.int("tailLines")?.unwrap_or(-1), q.int("limitBytes")?.unwrap_or(0));
+        let t = self.remote_target(ns, name, q.get("container")).await?;
+        let conn = self.connector()?;
         let req = LogsRequest {
             pod_uid: t.pod["metadata"]["uid"].as_str().unwrap_or_default().into(),
             container: t.container.clone(),
             follow: q.flag("follow"),
-            tail_lines: q.int("tailLines")?.unwrap_or(-1),
+            tail_lines,
             since_seconds,
             timestamps: q.flag("timestamps"),
             previous: q.flag("previous"),
-            limit_bytes: q.int("limitBytes")?.unwrap_or(0),
+            limit_bytes,
         };
         // A node agent that restarted leaves a dead connection behind: one fresh try.
         let mut attempt = 0;

@@ -174,3 +174,26 @@ async fn finalizers_hold_a_deleted_object_until_they_are_removed() {
     let (s, _) = call(&api, "GET", &format!("{path}/f"), "application/json", Body::empty()).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "gone once the last finalizer is removed");
 }
+
+#[tokio::test]
+async fn logs_and_exec_refuse_bad_requests_with_a_status() {
+    let api = server(Some("t0k")).await;
+    let pod = json!({"kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "x"}]}});
+    let (s, _) = call(&api, "POST", "/api/v1/namespaces/default/pods", "application/json", pod.to_string()).await;
+    assert_eq!(s, StatusCode::CREATED);
+    for (method, path, want) in [
+        ("GET", "/api/v1/namespaces/default/pods/p/log", "a container name must be specified for pod p, choose one of: [a b]"),
+        ("GET", "/api/v1/namespaces/default/pods/p/log?container=zz", "container zz is not valid for pod p"),
+        ("GET", "/api/v1/namespaces/default/pods/p/log?container=a", "pod p does not have a host assigned"),
+        ("GET", "/api/v1/namespaces/default/pods/p/log?container=a&tailLines=many", "invalid value for tailLines"),
+        ("GET", "/api/v1/namespaces/default/pods/p/log?container=a&sinceTime=yesterday", "is not an RFC 3339 time"),
+        ("POST", "/api/v1/namespaces/default/pods/p/exec?container=zz&command=ls", "container zz is not valid for pod p"),
+        ("POST", "/api/v1/namespaces/default/pods/p/exec?container=a&command=ls", "pod p does not have a host assigned"),
+    ] {
+        let (s, st) = call(&api, method, path, "application/json", Body::empty()).await;
+        assert_eq!(s.as_u16(), 400, "{path}: {st}");
+        assert!(st["message"].as_str().unwrap_or("").contains(want), "{path}: {st}");
+    }
+    let (s, st) = call(&api, "GET", "/api/v1/namespaces/default/pods/ghost/log", "application/json", Body::empty()).await;
+    assert_eq!((s.as_u16(), st["reason"].as_str()), (404, Some("NotFound")));
+}
