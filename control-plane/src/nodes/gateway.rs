@@ -326,6 +326,45 @@ pub use proto::auth::token_interceptor;
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn bad_registrations_and_reports_are_refused_and_reports_for_unknown_pods_ignored() {
+        let api = crate::informer::tests::test_api();
+        crate::bootstrap::ensure(&api, 6443).await.unwrap();
+        let res = api.registry.get("", "v1", "pods").unwrap();
+        let pods = crate::informer::Informer::<Value>::start(api.clone(), res);
+        let dir = tempfile::tempdir().unwrap();
+        let gw = NodeGateway {
+            api: api.clone(),
+            router: super::super::router::PodRouter::start(pods.clone()),
+            pods,
+            cidrs: Default::default(),
+            liveness: Default::default(),
+            ipam: NodeIpam::new("10.244.0.0/16").unwrap(),
+            pki: crate::pki::Pki::load_or_create(dir.path(), &[]).unwrap(),
+        };
+        let bad_name = gw.register(Request::new(RegisterRequest { node_name: "Bad_Node".into(), ..Default::default() })).await;
+        assert_eq!(bad_name.unwrap_err().code(), tonic::Code::InvalidArgument);
+        let report = |status: &[u8], terminated| PodReport {
+            namespace: "default".into(),
+            name: "ghost".into(),
+            uid: "u".into(),
+            status: status.to_vec(),
+            terminated,
+        };
+        let not_json = gw.report_pod(Request::new(report(b"{oops", false))).await;
+        assert_eq!(not_json.unwrap_err().code(), tonic::Code::InvalidArgument);
+        // A pod the API no longer has (deleted, or replaced) is nothing to act on.
+        assert!(gw.report_pod(Request::new(report(b"{}", false))).await.is_ok());
+        assert!(gw.report_pod(Request::new(report(b"", true))).await.is_ok());
+        let ok = gw
+            .register(Request::new(RegisterRequest { node_name: "n1".into(), ..Default::default() }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(ok.pod_cidr, "10.244.0.0/24");
+        assert!(ok.serving_cert.contains("BEGIN CERTIFICATE"));
+    }
+
     #[test]
     fn node_names_must_be_dns_subdomains() {
         for ok in ["node-1", "a.b.c", "n0"] {
