@@ -8,6 +8,14 @@ use e2e::{Cluster, eventually, newest_kubectl, stderr};
 
 const WAIT: Duration = Duration::from_secs(90);
 
+/// These tests each run a multi-node cluster and measure availability through readiness probes;
+/// run side by side on a 2-core machine, starved probes would make pods look unready. One at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 const WEB: &str = r#"
 apiVersion: apps/v1
 kind: Deployment
@@ -42,6 +50,7 @@ fn wait_ready(c: &Cluster, n: i64) {
 
 #[test]
 fn a_deployment_scales_heals_rolls_out_rolls_back_and_is_deleted_with_everything_it_owns() {
+    let _serial = exclusive();
     let c = Cluster::up(2).unwrap();
     let out = c.kubectl_stdin(&newest_kubectl(), &["apply", "-f", "-"], WEB);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -111,6 +120,7 @@ fn a_deployment_scales_heals_rolls_out_rolls_back_and_is_deleted_with_everything
 
 #[test]
 fn a_pod_that_fits_no_node_stays_pending_with_a_reason() {
+    let _serial = exclusive();
     let c = Cluster::up(1).unwrap();
     let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: huge}\nspec:\n  containers: [{name: c, image: demo/busybox, resources: {requests: {cpu: \"500\"}}}]\n";
     let out = c.kubectl_stdin(&newest_kubectl(), &["apply", "-f", "-"], pod);
@@ -130,6 +140,7 @@ fn a_pod_that_fits_no_node_stays_pending_with_a_reason() {
 
 #[test]
 fn deleting_a_replica_set_with_orphan_cascade_keeps_its_pods_and_drops_their_owner() {
+    let _serial = exclusive();
     let c = Cluster::up(1).unwrap();
     let rs = "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata: {name: keep}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: keep}}\n  template:\n    metadata: {labels: {app: keep}}\n    spec: {terminationGracePeriodSeconds: 0, containers: [{name: c, image: demo/busybox, command: [sleep, \"3600\"]}]}\n";
     let out = c.kubectl_stdin(&newest_kubectl(), &["apply", "-f", "-"], rs);
@@ -145,6 +156,7 @@ fn deleting_a_replica_set_with_orphan_cascade_keeps_its_pods_and_drops_their_own
 
 #[test]
 fn pods_of_a_node_that_stops_heartbeating_are_replaced_elsewhere_and_it_recovers() {
+    let _serial = exclusive();
     let c = Cluster::up(2).unwrap();
     let deploy = WEB.replace("replicas: 3", "replicas: 4");
     let out = c.kubectl_stdin(&newest_kubectl(), &["apply", "-f", "-"], &deploy);
