@@ -15,6 +15,8 @@ command -v ip >/dev/null || missing+=(iproute2)
 # A static busybox builds the demo images; the registry serves images to pull tests.
 { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; } || missing+=(busybox-static)
 command -v docker-registry >/dev/null || missing+=(docker-registry)
+# Node agents program Service rules with nft.
+command -v nft >/dev/null || missing+=(nftables)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   apt-get update -qq

@@ -5,6 +5,7 @@ pub mod api;
 pub mod bootstrap;
 pub mod cluster;
 pub mod controllers;
+pub mod dns;
 pub mod events;
 pub mod informer;
 pub mod nodes;

@@ -73,6 +73,10 @@ struct ServeArgs {
     kubeconfig: Option<PathBuf>,
     #[arg(long, default_value = "https://127.0.0.1:6443")]
     kubeconfig_server: String,
+    /// Serve cluster DNS (the kube-dns Service) on this address, e.g. 10.0.0.1:53; pods must be
+    /// able to reach it. Without it, pods get no cluster DNS.
+    #[arg(long)]
+    dns_listen: Option<SocketAddr>,
 }
 
 #[derive(Args)]
@@ -103,7 +107,9 @@ pub fn parse_port_range(s: &str) -> Result<std::ops::RangeInclusive<u16>> {
 }
 
 impl ClusterArgs {
-    pub fn server_config(&self, api_listen: Vec<SocketAddr>, grpc_listen: Vec<SocketAddr>, sans: Vec<String>) -> Result<server::ServerConfig> {
+    pub fn server_config(&self, api_listen: Vec<SocketAddr>, grpc_listen: Vec<SocketAddr>, sans: Vec<String>, dns_listen: Option<SocketAddr>) -> Result<server::ServerConfig> {
+        // The first address given that is an IP is where pods find the API server.
+        let advertise = sans.iter().find_map(|s| s.parse().ok()).or(dns_listen.map(|d| d.ip()));
         Ok(server::ServerConfig {
             data_dir: self.data_dir.clone(),
             store_url: self.store.clone(),
@@ -115,6 +121,8 @@ impl ClusterArgs {
             extra_sans: sans,
             node_grace: Duration::from_secs(self.node_grace_seconds.max(1)),
             pod_eviction: Duration::from_secs(self.pod_eviction_seconds),
+            advertise,
+            dns_listen,
         })
     }
 }
@@ -172,7 +180,7 @@ async fn main() {
 }
 
 async fn serve(args: ServeArgs, mut shutdown: Shutdown) -> Result<()> {
-    let cfg = args.cluster.server_config(args.listen, args.grpc_listen, args.advertise)?;
+    let cfg = args.cluster.server_config(args.listen, args.grpc_listen, args.advertise, args.dns_listen)?;
     let running = server::start(cfg).await?;
     if let Some(path) = &args.kubeconfig {
         running.pki.write_kubeconfig(path, &args.kubeconfig_server).context("writing the kubeconfig")?;

@@ -18,7 +18,8 @@ use control_plane::events::Recorder;
 use control_plane::informer::Informer;
 use control_plane::{bootstrap, controllers, store, tls};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
+use control_plane::nodes::network::NetworkPublisher;
 use proto::node::node_service_server::NodeServiceServer;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -36,6 +37,10 @@ pub struct ServerConfig {
     pub extra_sans: Vec<String>,
     pub node_grace: Duration,
     pub pod_eviction: Duration,
+    /// The address nodes and pods reach the API server at (the `kubernetes` Service's endpoint).
+    pub advertise: Option<std::net::IpAddr>,
+    /// Where the cluster DNS server listens (UDP and TCP); the `kube-dns` Service points here.
+    pub dns_listen: Option<SocketAddr>,
 }
 
 pub struct Running {
@@ -102,6 +107,9 @@ pub async fn start(cfg: ServerConfig) -> Result<Running> {
     let api_listeners = bind_all(&cfg.api_listen, "API").await?;
     let api_port = api_listeners[0].local_addr()?.port();
     bootstrap::ensure(&api, api_port).await.map_err(|e| anyhow::anyhow!("bootstrapping: {e}"))?;
+    if let Some(ip) = cfg.advertise {
+        bootstrap::publish_endpoints(&api, ip, api_port, cfg.dns_listen).await.map_err(|e| anyhow::anyhow!("publishing the built-in endpoints: {e}"))?;
+    }
 
     let (shutdown, rx) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -124,7 +132,12 @@ pub async fn start(cfg: ServerConfig) -> Result<Running> {
     let pod_res = api.registry.get("", "v1", "pods").context("pods not registered")?;
     let pods = control_plane::informer::Informer::<serde_json::Value>::start(api.clone(), pod_res);
     let router = control_plane::nodes::router::PodRouter::start(pods.clone());
-    let gateway = NodeGateway { api: api.clone(), pods, router, cidrs: Default::default(), liveness: liveness.clone(), ipam, pki: pki.clone() };
+    let informer = |group: &str, plural: &str| api.registry.get(group, "v1", plural).with_context(|| format!("{plural} not registered"));
+    let nodes = Informer::<Node>::start(api.clone(), informer("", "nodes")?);
+    let services = Informer::<Service>::start(api.clone(), informer("", "services")?);
+    let endpoints = Informer::<Endpoints>::start(api.clone(), informer("", "endpoints")?);
+    let network = NetworkPublisher::start(nodes.clone(), services.clone(), endpoints.clone()).state;
+    let gateway = NodeGateway { api: api.clone(), pods, router, cidrs: Default::default(), liveness: liveness.clone(), ipam, pki: pki.clone(), network, recorders: Default::default() };
     let service = NodeServiceServer::with_interceptor(gateway, token_interceptor(pki.node_token.clone()));
     let identity = tonic::transport::Identity::from_pem(&pki.server_cert_pem, &pki.server_key_pem);
     let grpc_listeners = bind_all(&cfg.grpc_listen, "node gateway").await?;
@@ -153,9 +166,7 @@ pub async fn start(cfg: ServerConfig) -> Result<Running> {
     }
 
     tasks.push(tokio::spawn(controllers::namespace::run(api.clone())));
-    let informer = |group: &str, plural: &str| api.registry.get(group, "v1", plural).with_context(|| format!("{plural} not registered"));
     let typed_pods = Informer::<Pod>::start(api.clone(), informer("", "pods")?);
-    let nodes = Informer::<Node>::start(api.clone(), informer("", "nodes")?);
     let rss = Informer::<ReplicaSet>::start(api.clone(), informer("apps", "replicasets")?);
     let deployments = Informer::<Deployment>::start(api.clone(), informer("apps", "deployments")?);
     let recorder = |component: &str| Recorder::new(api.clone(), component, "");
@@ -164,8 +175,54 @@ pub async fn start(cfg: ServerConfig) -> Result<Running> {
     tasks.push(tokio::spawn(controllers::scheduling::run(api.clone(), typed_pods.clone(), nodes.clone(), recorder("default-scheduler"))));
     tasks.push(tokio::spawn(controllers::replicaset::run::run(api.clone(), rss.clone(), typed_pods.clone(), recorder("replicaset-controller"))));
     tasks.push(tokio::spawn(controllers::deployment::run::run(api.clone(), deployments.clone(), rss.clone(), typed_pods.clone(), recorder("deployment-controller"))));
+    if let Some(addr) = cfg.dns_listen {
+        tasks.push(start_dns(addr, services.clone(), endpoints.clone(), rx.clone()).await?);
+    }
+    tasks.push(tokio::spawn(controllers::endpoints::run::run(api.clone(), services, endpoints, typed_pods.clone())));
     tasks.push(tokio::spawn(controllers::garbage_collector::run(api.clone(), deployments.clone(), rss.clone(), typed_pods.clone())));
 
     info!(api_port, grpc_port, data_dir = %cfg.data_dir.display(), "control plane serving");
     Ok(Running { api, pki, api_port, grpc_port, shutdown, tasks })
 }
+
+/// Cluster DNS on `addr` (UDP and TCP), answering from the Service and Endpoints informers and
+/// forwarding other names to the host's resolvers.
+async fn start_dns(addr: SocketAddr, services: Arc<Informer<Service>>, endpoints: Arc<Informer<Endpoints>>, mut stop: watch::Receiver<bool>) -> Result<JoinHandle<()>> {
+    use control_plane::dns::{self, Records};
+    let udp = tokio::net::UdpSocket::bind(addr).await.with_context(|| format!("binding cluster DNS on udp {addr}"))?;
+    let tcp = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding cluster DNS on tcp {addr}"))?;
+    let upstreams = dns::upstreams_from_resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
+    let (tx, records) = watch::channel(Arc::new(Records::build(&[], &[], CLUSTER_DOMAIN)));
+    tokio::spawn(async move {
+        let (mut s, mut e) = (services.subscribe(), endpoints.subscribe());
+        services.wait_synced().await;
+        endpoints.wait_synced().await;
+        loop {
+            while s.try_recv().is_ok() || e.try_recv().is_ok() {}
+            let svcs: Vec<Service> = services.list().iter().map(|s| (**s).clone()).collect();
+            let eps: Vec<Endpoints> = endpoints.list().iter().map(|e| (**e).clone()).collect();
+            if tx.send(Arc::new(Records::build(&svcs, &eps, CLUSTER_DOMAIN))).is_err() {
+                return;
+            }
+            use tokio::sync::broadcast::error::RecvError::Closed;
+            let closed = tokio::select! {
+                r = s.recv() => matches!(r, Err(Closed)),
+                r = e.recv() => matches!(r, Err(Closed)),
+            };
+            if closed {
+                return;
+            }
+        }
+    });
+    info!(%addr, upstreams = ?upstreams, "cluster DNS serving");
+    Ok(tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop.wait_for(|v| *v).await;
+        };
+        if let Err(e) = dns::serve(udp, tcp, records, upstreams, shutdown).await {
+            tracing::error!(error = %e, "cluster DNS failed");
+        }
+    }))
+}
+
+const CLUSTER_DOMAIN: &str = "cluster.local";

@@ -115,7 +115,7 @@ pub async fn run(args: UpArgs, mut shutdown: crate::Shutdown) -> Result<()> {
     cluster.data_dir = dir.clone();
     let api_listen = vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.port), SocketAddr::new(IpAddr::V4(gateway), args.port)];
     let grpc_listen = vec![SocketAddr::new(IpAddr::V4(gateway), 0)];
-    let running = server::start(cluster.server_config(api_listen, grpc_listen, vec![gateway.to_string()])?).await?;
+    let running = server::start(cluster.server_config(api_listen, grpc_listen, vec![gateway.to_string()], Some(SocketAddr::new(IpAddr::V4(gateway), 53)))?).await?;
     let kubeconfig = dir.join("kubeconfig");
     let server_url = format!("https://127.0.0.1:{}", running.api_port);
     running.pki.write_kubeconfig(&kubeconfig, &server_url).context("writing the kubeconfig")?;
@@ -123,6 +123,7 @@ pub async fn run(args: UpArgs, mut shutdown: crate::Shutdown) -> Result<()> {
     let nodes_dir = dir.join("nodes");
     fs::create_dir_all(&nodes_dir)?;
     let mut agents = Agents { children: Vec::new() };
+    let mut netns_paths = Vec::new();
     for i in 1..=args.nodes {
         let name = format!("node-{i}");
         let node = net.add_node(&name).with_context(|| format!("creating the network namespace of {name}"))?;
@@ -154,6 +155,7 @@ pub async fn run(args: UpArgs, mut shutdown: crate::Shutdown) -> Result<()> {
         let args = serde_json::json!({"netns": node.netns, "argv": argv});
         fs::write(nodes_dir.join(format!("{name}.args")), serde_json::to_vec_pretty(&args)?)?;
         run_in_netns(&mut cmd, &node.netns_path)?;
+        netns_paths.push(node.netns_path.clone());
         let child = cmd.spawn().with_context(|| format!("starting {}", agent.display()))?;
         let pid_file = nodes_dir.join(format!("{name}.pid"));
         fs::write(&pid_file, format!("{}\n", child.id()))?;
@@ -176,12 +178,14 @@ pub async fn run(args: UpArgs, mut shutdown: crate::Shutdown) -> Result<()> {
     step("stopping node agents");
     agents.stop();
     step("removing the nodes' pods (containers, mounts, cgroups)");
-    for i in 1..=args.nodes {
+    for (i, netns) in (1..=args.nodes).zip(&netns_paths) {
         let name = format!("node-{i}");
-        let status = Command::new(&agent)
-            .args(["--cleanup", "--node-name", &name, "--node-ip", "0.0.0.0", "--server", "https://unused", "--ca-file", "/dev/null", "--token-file", "/dev/null", "--data-dir"])
-            .arg(nodes_dir.join(&name))
-            .status();
+        let mut cmd = Command::new(&agent);
+        cmd.args(["--cleanup", "--node-name", &name, "--node-ip", "0.0.0.0", "--server", "https://unused", "--ca-file", "/dev/null", "--token-file", "/dev/null", "--data-dir"])
+            .arg(nodes_dir.join(&name));
+        // In the node's namespace: the agent's routes and Service rules are there.
+        run_in_netns(&mut cmd, netns)?;
+        let status = cmd.status();
         if !status.is_ok_and(|s| s.success()) {
             step(&format!("warning: cleaning up {name} failed; see above"));
         }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proto::node::node_service_client::NodeServiceClient;
-use proto::node::{HeartbeatRequest, NodeAddress, PodReport, RegisterRequest, RegisterResponse, WatchPodsRequest, pod_event};
+use proto::node::{NetworkState, WatchNetworkRequest, HeartbeatRequest, NodeAddress, PodReport, RegisterRequest, RegisterResponse, WatchPodsRequest, pod_event};
 use tokio::sync::mpsc;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use proto::auth::with_token;
@@ -103,9 +103,12 @@ impl Link {
         let mut backoff = Duration::from_millis(100);
         let mut manager: Option<PodManager> = None;
         let (reports_tx, reports_rx) = mpsc::channel(1024);
-        tokio::spawn(report_loop(self.client(), self.token.clone(), reports_rx));
+        tokio::spawn(report_loop(self.client(), self.token.clone(), self.cfg.node_name.clone(), reports_rx));
+        let routing = crate::routing::Routing::new(&self.cfg.node_name);
+        let targeted = routing.targeted();
+        tokio::spawn(network_loop(self.client(), self.token.clone(), self.cfg.node_name.clone(), routing));
         loop {
-            match self.session(&mut manager, &reports_tx).await {
+            match self.session(&mut manager, &reports_tx, &targeted).await {
                 Ok(()) => backoff = Duration::from_millis(100),
                 Err(status) if matches!(status.code(), tonic::Code::Unauthenticated | tonic::Code::InvalidArgument) => {
                     return Err(Error::Refused(status.message().to_string()));
@@ -120,7 +123,7 @@ impl Link {
         }
     }
 
-    fn start_manager(&self, assigned: &RegisterResponse, reports: &mpsc::Sender<Report>) -> Result<PodManager, String> {
+    fn start_manager(&self, assigned: &RegisterResponse, reports: &mpsc::Sender<Report>, targeted: &Targeted) -> Result<PodManager, String> {
         let images = crate::images::ImageStore::open(&self.cfg.data_dir.join("images")).map_err(|e| e.to_string())?;
         for archive in &self.cfg.preload {
             let imported = images.import_archive(archive).map_err(|e| format!("importing {}: {e}", archive.display()))?;
@@ -138,6 +141,7 @@ impl Link {
             cluster_dns: assigned.cluster_dns.clone(),
             cluster_domain: assigned.cluster_domain.clone(),
             reports: reports.clone(),
+            targeted: targeted.clone(),
             unreachable: Default::default(),
         });
         self.serve_agent(assigned)?;
@@ -172,11 +176,11 @@ impl Link {
     }
 
     /// One connection: register, then heartbeat and follow this node's pods until a stream breaks.
-    async fn session(&self, manager: &mut Option<PodManager>, reports: &mpsc::Sender<Report>) -> Result<(), tonic::Status> {
+    async fn session(&self, manager: &mut Option<PodManager>, reports: &mpsc::Sender<Report>, targeted: &Targeted) -> Result<(), tonic::Status> {
         let assigned = self.register().await?;
         info!(node = %self.cfg.node_name, pod_cidr = %assigned.pod_cidr, "registered");
         if manager.is_none() {
-            let m = self.start_manager(&assigned, reports).map_err(tonic::Status::failed_precondition)?;
+            let m = self.start_manager(&assigned, reports, targeted).map_err(tonic::Status::failed_precondition)?;
             *manager = Some(m);
         }
         let manager = manager.as_mut().expect("just set");
@@ -218,8 +222,62 @@ impl Link {
     }
 }
 
+type Targeted = tokio::sync::watch::Receiver<Arc<std::collections::HashSet<std::net::Ipv4Addr>>>;
+
+/// Follows the cluster's network snapshots and applies each to this node (routes, Service
+/// rules). Only the newest snapshot matters, so one that fails to apply is retried until a newer
+/// one arrives. Runs for the life of the process, reconnecting on its own.
+async fn network_loop(mut client: NodeServiceClient<Channel>, token: String, node: String, routing: crate::routing::Routing) {
+    let routing = Arc::new(std::sync::Mutex::new(routing));
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let stream = client.watch_network(with_token(&token, WatchNetworkRequest { node_name: node.clone() })).await;
+        let mut stream = match stream {
+            Ok(s) => s.into_inner(),
+            Err(e) => {
+                warn!(node = %node, error = %e, retry_in = ?backoff, "network watch failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(100);
+        let mut failed: Option<NetworkState> = None;
+        loop {
+            let next = tokio::select! {
+                m = stream.message() => match m {
+                    Ok(Some(state)) => state,
+                    Ok(None) => break,
+                    Err(e) => {
+                        warn!(node = %node, error = %e, "network watch ended");
+                        break;
+                    }
+                },
+                _ = tokio::time::sleep(Duration::from_secs(1)), if failed.is_some() => failed.take().expect("checked"),
+            };
+            let routing = routing.clone();
+            let generation = next.generation;
+            let started = std::time::Instant::now();
+            let result = tokio::task::spawn_blocking(move || {
+                let r = routing.lock().unwrap_or_else(|p| p.into_inner()).apply(&next);
+                r.map_err(|e| (e, next))
+            })
+            .await;
+            match result {
+                Ok(Ok(())) => tracing::debug!(generation, took = ?started.elapsed(), "network applied"),
+                Ok(Err((e, state))) => {
+                    warn!(node = %node, generation, error = %e, "applying the network failed; will retry");
+                    failed = Some(state);
+                }
+                Err(e) => warn!(error = %e, "network apply task failed"),
+            }
+        }
+        tokio::time::sleep(backoff).await;
+    }
+}
+
 /// Delivers the newest status of each pod, retrying until the control plane has it.
-async fn report_loop(mut client: NodeServiceClient<Channel>, token: String, mut rx: mpsc::Receiver<Report>) {
+async fn report_loop(mut client: NodeServiceClient<Channel>, token: String, node: String, mut rx: mpsc::Receiver<Report>) {
     let mut pending: BTreeMap<String, Report> = BTreeMap::new();
     loop {
         if pending.is_empty() {
@@ -231,9 +289,18 @@ async fn report_loop(mut client: NodeServiceClient<Channel>, token: String, mut 
             }
         }
         while let Ok(r) = rx.try_recv() {
-            // A newer report replaces an undelivered older one; a termination is never replaced.
-            if pending.get(&r.uid).is_none_or(|p| !p.terminated) {
-                pending.insert(r.uid.clone(), r);
+            // A newer report replaces an undelivered older one, keeping its events; a termination
+            // is never replaced.
+            match pending.get_mut(&r.uid) {
+                Some(p) if p.terminated => p.events.extend(r.events),
+                Some(p) => {
+                    let mut events = std::mem::take(&mut p.events);
+                    events.extend(r.events.iter().cloned());
+                    *p = Report { events, ..r };
+                }
+                None => {
+                    pending.insert(r.uid.clone(), r);
+                }
             }
         }
         let batch: Vec<Report> = pending.values().cloned().collect();
@@ -244,6 +311,12 @@ async fn report_loop(mut client: NodeServiceClient<Channel>, token: String, mut 
                 uid: r.uid.clone(),
                 status: serde_json::to_vec(&r.status).unwrap_or_default(),
                 terminated: r.terminated,
+                events: r
+                    .events
+                    .iter()
+                    .map(|e| proto::node::KubeletEvent { r#type: if e.warning { "Warning" } else { "Normal" }.into(), reason: e.reason.into(), message: e.message.clone() })
+                    .collect(),
+                node_name: node.clone(),
             };
             match client.report_pod(with_token(&token, req)).await {
                 Ok(_) => {

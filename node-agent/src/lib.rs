@@ -6,5 +6,7 @@ pub mod connection;
 pub mod images;
 pub mod machine;
 pub mod pods;
+pub mod proxy;
+pub mod routing;
 pub mod runtime;
 pub mod service;

@@ -69,7 +69,8 @@ async fn run(cli: Cli) -> Result<()> {
         None => nix::unistd::gethostname().context("reading the host name")?.to_string_lossy().to_lowercase(),
     };
     if cli.cleanup {
-        return node_agent::pods::cleanup_node(&cli.data_dir, &node_name).map_err(|e| anyhow::anyhow!("cleaning up node {node_name}: {e}"));
+        node_agent::pods::cleanup_node(&cli.data_dir, &node_name).map_err(|e| anyhow::anyhow!("cleaning up node {node_name}: {e}"))?;
+        return node_agent::routing::cleanup().with_context(|| format!("removing node {node_name}'s routes and Service rules"));
     }
     if cli.node_ip.parse::<std::net::IpAddr>().is_err() {
         anyhow::bail!("--node-ip {:?} is not an IP address", cli.node_ip);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use proto::node::node_service_server::NodeService;
 use proto::node::{
-    HeartbeatRequest, HeartbeatResponse, PodEvent, PodReport, RegisterRequest, RegisterResponse, ReportAck, WatchPodsRequest, pod_event,
+    HeartbeatRequest, HeartbeatResponse, NetworkState, PodEvent, WatchNetworkRequest, PodReport, RegisterRequest, RegisterResponse, ReportAck, WatchPodsRequest, pod_event,
 };
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
@@ -40,6 +40,10 @@ pub struct NodeGateway {
     pub ipam: NodeIpam,
     /// Signs each node's serving certificate.
     pub pki: crate::pki::Pki,
+    /// The latest routes-and-Services snapshot for agents (see `super::network`).
+    pub network: tokio::sync::watch::Receiver<Arc<NetworkState>>,
+    /// One event recorder per node (its events come from "kubelet" on that host).
+    pub recorders: std::sync::Mutex<std::collections::HashMap<String, Arc<crate::events::Recorder>>>,
 }
 
 fn to_status(e: ApiError) -> Status {
@@ -243,6 +247,27 @@ impl NodeService for NodeGateway {
     async fn report_pod(&self, req: Request<PodReport>) -> Result<Response<ReportAck>, Status> {
         let r = req.into_inner();
         let res = self.api.registry.get("", "v1", "pods").ok_or_else(|| Status::internal("pods not registered"))?;
+        if !r.events.is_empty() {
+            let recorder = self
+                .recorders
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(r.node_name.clone())
+                .or_insert_with(|| crate::events::Recorder::new(self.api.clone(), "kubelet", &r.node_name))
+                .clone();
+            let involved = crate::events::Involved {
+                api_version: "v1".into(),
+                kind: "Pod".into(),
+                namespace: r.namespace.clone(),
+                name: r.name.clone(),
+                uid: r.uid.clone(),
+            };
+            for e in &r.events {
+                let type_ = if e.r#type == "Warning" { "Warning" } else { "Normal" };
+                let message: String = e.message.chars().take(1024).collect();
+                recorder.emit(involved.clone(), type_, &e.reason, message);
+            }
+        }
         if r.terminated {
             let opts = DeleteOptions { grace_period: Some(0), precondition_uid: Some(r.uid.clone()), ..Default::default() };
             return match self.api.delete(&res, Some(&r.namespace), &r.name, &opts).await {
@@ -270,6 +295,28 @@ impl NodeService for NodeGateway {
             Err(e) if e.code == 404 || e.code == 409 => Ok(Response::new(ReportAck {})),
             Err(e) => Err(to_status(e)),
         }
+    }
+
+    type WatchNetworkStream = ReceiverStream<Result<NetworkState, Status>>;
+
+    #[instrument(skip_all, fields(node = %req.get_ref().node_name))]
+    async fn watch_network(&self, req: Request<WatchNetworkRequest>) -> Result<Response<Self::WatchNetworkStream>, Status> {
+        tracing::debug!(node = %req.get_ref().node_name, "network watch started");
+        let mut state = self.network.clone();
+        let (tx, rx) = mpsc::channel(2);
+        tokio::spawn(async move {
+            loop {
+                // Only the latest snapshot matters: one that was superseded before it left is skipped.
+                let current = (**state.borrow_and_update()).clone();
+                if current.generation > 0 && tx.send(Ok(current)).await.is_err() {
+                    return;
+                }
+                if state.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
     }
 
     type HeartbeatStream = ReceiverStream<Result<HeartbeatResponse, Status>>;
@@ -341,6 +388,8 @@ mod tests {
             liveness: Default::default(),
             ipam: NodeIpam::new("10.244.0.0/16").unwrap(),
             pki: crate::pki::Pki::load_or_create(dir.path(), &[]).unwrap(),
+            network: tokio::sync::watch::channel(Default::default()).1,
+            recorders: Default::default(),
         };
         let bad_name = gw.register(Request::new(RegisterRequest { node_name: "Bad_Node".into(), ..Default::default() })).await;
         assert_eq!(bad_name.unwrap_err().code(), tonic::Code::InvalidArgument);

@@ -4,4 +4,5 @@
 pub mod gateway;
 pub mod ipam;
 pub mod liveness;
+pub mod network;
 pub mod router;

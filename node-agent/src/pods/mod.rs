@@ -35,6 +35,8 @@ pub struct NodeContext {
     pub cluster_dns: String,
     pub cluster_domain: String,
     pub reports: mpsc::Sender<Report>,
+    /// Pod addresses this node's Service rules send traffic to (see `crate::routing`).
+    pub targeted: watch::Receiver<Arc<HashSet<std::net::Ipv4Addr>>>,
     /// Registries that recently could not be reached, and since when: pulls of images held
     /// locally skip them for a while instead of waiting on the network at every start.
     pub unreachable: std::sync::Mutex<HashMap<String, std::time::Instant>>,
@@ -63,6 +65,16 @@ pub struct Report {
     pub status: Value,
     /// Deletion finished: every process of the pod is gone.
     pub terminated: bool,
+    /// Events since the last report, oldest first.
+    pub events: Vec<Event>,
+}
+
+/// Something that happened to a pod, for `kubectl describe` (the kubelet's events).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub warning: bool,
+    pub reason: &'static str,
+    pub message: String,
 }
 
 /// Removes every pod this node runs (containers, mounts, cgroups, addresses): for tearing a node

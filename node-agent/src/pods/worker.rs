@@ -77,6 +77,8 @@ struct Worker {
     start_time: String,
     last_status: Value,
     exits: mpsc::UnboundedSender<String>,
+    /// Events not reported yet.
+    events: Vec<super::Event>,
 }
 
 pub async fn run(ctx: Arc<NodeContext>, uid: String, mut desired: watch::Receiver<Option<Arc<Value>>>) {
@@ -95,6 +97,7 @@ pub async fn run(ctx: Arc<NodeContext>, uid: String, mut desired: watch::Receive
         start_time: now(),
         last_status: Value::Null,
         exits,
+        events: Vec::new(),
     };
     async move {
         w.adopt();
@@ -305,8 +308,21 @@ impl Worker {
                 }
                 let ok = probes::run(&tally.spec, cspec, &ip, Some(container.clone())).await;
                 tally.record(ok, Instant::now());
+                let kind = match tally.kind {
+                    probes::Kind::Startup => "Startup",
+                    probes::Kind::Liveness => "Liveness",
+                    probes::Kind::Readiness => "Readiness",
+                };
+                if !ok {
+                    self.events.push(super::Event { warning: true, reason: "Unhealthy", message: format!("{kind} probe failed") });
+                }
                 if tally.fatal() {
                     info!(container = %name, probe = tally.kind.field(), "probe failed; killing the container");
+                    self.events.push(super::Event {
+                        warning: false,
+                        reason: "Killing",
+                        message: format!("Container {name} failed {} probe, will be restarted", kind.to_lowercase()),
+                    });
                     let _ = container.signal(Signal::SIGKILL);
                 }
             }
@@ -315,7 +331,7 @@ impl Worker {
 
     /// The image for a container per its pull policy; Always falls back to a local copy when the
     /// registry cannot be reached (offline nodes run preloaded images).
-    async fn image(&self, c: &Value) -> Result<Image, (String, String)> {
+    async fn image(&mut self, c: &Value) -> Result<Image, (String, String)> {
         let reference = c["image"].as_str().unwrap_or_default();
         if crate::images::normalize(reference).is_err() {
             return Err(("InvalidImageName".into(), format!("Failed to apply default image tag \"{reference}\": couldn't parse image name")));
@@ -330,11 +346,22 @@ impl Worker {
             .unwrap_or_else(|p| p.into_inner())
             .get(&registry)
             .is_some_and(|since| since.elapsed() < UNREACHABLE_FOR);
+        let present = |events: &mut Vec<super::Event>| {
+            events.push(super::Event { warning: false, reason: "Pulled", message: format!("Container image \"{reference}\" already present on machine") })
+        };
         match (policy, local) {
-            ("Never", Some(img)) | ("IfNotPresent", Some(img)) => Ok(img),
+            ("Never", Some(img)) | ("IfNotPresent", Some(img)) => {
+                present(&mut self.events);
+                Ok(img)
+            }
             ("Never", None) => Err(("ErrImageNeverPull".into(), format!("Container image \"{reference}\" is not present with pull policy of Never"))),
-            (_, Some(img)) if recently_unreachable => Ok(img),
+            (_, Some(img)) if recently_unreachable => {
+                present(&mut self.events);
+                Ok(img)
+            }
             (_, local) => {
+                self.events.push(super::Event { warning: false, reason: "Pulling", message: format!("Pulling image \"{reference}\"") });
+                let started = Instant::now();
                 // With a local copy to fall back on, the registry gets only a short chance.
                 let limit = if local.is_some() { Duration::from_secs(3) } else { PULL_TIMEOUT };
                 let pulled = tokio::time::timeout(limit, self.ctx.images.pull(reference, None)).await;
@@ -347,8 +374,15 @@ impl Worker {
                     self.ctx.unreachable.lock().unwrap_or_else(|p| p.into_inner()).insert(registry, Instant::now());
                 }
                 match (pulled, local) {
-                    (Ok(Ok(img)), _) => Ok(img),
-                    (_, Some(img)) if unreachable => Ok(img),
+                    (Ok(Ok(img)), _) => {
+                        let message = format!("Successfully pulled image \"{reference}\" in {}ms", started.elapsed().as_millis());
+                        self.events.push(super::Event { warning: false, reason: "Pulled", message });
+                        Ok(img)
+                    }
+                    (_, Some(img)) if unreachable => {
+                        present(&mut self.events);
+                        Ok(img)
+                    }
                     (Ok(Err(e)), _) => Err(("ErrImagePull".into(), format!("failed to pull image \"{reference}\": {e}"))),
                     (Err(_), _) => Err(("ErrImagePull".into(), format!("failed to pull image \"{reference}\": timed out after {}s", limit.as_secs()))),
                 }
@@ -367,6 +401,14 @@ impl Worker {
                 } else {
                     reason
                 };
+                let image = c["image"].as_str().unwrap_or_default();
+                match reason.as_str() {
+                    "ImagePullBackOff" => self.events.push(super::Event { warning: false, reason: "BackOff", message: format!("Back-off pulling image \"{image}\"") }),
+                    "ErrImagePull" => self.events.push(super::Event { warning: true, reason: "Failed", message: message.clone() }),
+                    _ => self.events.push(super::Event { warning: true, reason: "Failed", message: message.clone() }),
+                }
+                self.events.push(super::Event { warning: true, reason: "Failed", message: format!("Error: {reason}") });
+                let slot = self.slots.get_mut(name).expect("slot exists");
                 let delay = backoff::next_delay(slot.backoff, Duration::ZERO);
                 slot.backoff = Some(delay);
                 slot.next_start = Some(Instant::now() + delay);
@@ -391,11 +433,15 @@ impl Worker {
                 slot.probes = probes::tallies(c, Instant::now());
                 slot.running = Some(container.clone());
                 let meta = slot.meta.clone();
+                self.events.push(super::Event { warning: false, reason: "Created", message: format!("Created container: {name}") });
+                self.events.push(super::Event { warning: false, reason: "Started", message: format!("Started container {name}") });
                 self.save_meta(name, &meta);
                 self.watch_exit(name, container);
             }
             Err((kind, message)) => {
                 let reason = if kind == ErrorKind::RunContainer { "RunContainerError" } else { "CreateContainerError" };
+                self.events.push(super::Event { warning: true, reason: "Failed", message: format!("Error: {message}") });
+                let slot = self.slots.get_mut(name).expect("slot exists");
                 warn!(container = name, reason, message, "container failed to start");
                 let delay = backoff::next_delay(slot.backoff, Duration::ZERO);
                 slot.backoff = Some(delay);
@@ -510,6 +556,11 @@ impl Worker {
             slot.backoff = Some(delay);
             slot.next_start = Some(Instant::now() + delay);
             let pod_name = self.pod["metadata"]["name"].as_str().unwrap_or("");
+            self.events.push(super::Event {
+                warning: true,
+                reason: "BackOff",
+                message: format!("Back-off restarting failed container {name} in pod {pod_name}_{}({})", self.pod["metadata"]["namespace"].as_str().unwrap_or(""), self.uid),
+            });
             slot.state = State::Waiting {
                 reason: "CrashLoopBackOff".into(),
                 message: Some(format!("back-off {}s restarting failed container={name} pod={pod_name}_{}({})", delay.as_secs(), self.pod["metadata"]["namespace"].as_str().unwrap_or(""), self.uid)),
@@ -566,7 +617,7 @@ impl Worker {
             now: &now(),
         };
         let st = status::pod_status(&facts);
-        if st == self.last_status && !terminated {
+        if st == self.last_status && !terminated && self.events.is_empty() {
             return;
         }
         self.last_status = st.clone();
@@ -576,8 +627,30 @@ impl Worker {
             uid: self.uid.clone(),
             status: st,
             terminated,
+            events: std::mem::take(&mut self.events),
         };
         let _ = self.ctx.reports.send(report).await;
+    }
+
+    /// Holds SIGTERM while this node's Service rules still send new connections to the pod. The
+    /// Endpoints controller drops a terminating pod at once, so this is usually a few
+    /// milliseconds; then a short drain lets other nodes' rules follow and requests already
+    /// accepted finish. Kubernetes leaves this race to a preStop sleep; here it is built in.
+    async fn leave_service_rules(&self, deadline: tokio::time::Instant) {
+        /// Longest wait for the rules: the control plane may be unreachable.
+        const MAX_WAIT: Duration = Duration::from_secs(5);
+        /// Time for the other nodes' rules and for in-flight requests.
+        const DRAIN: Duration = Duration::from_millis(300);
+        let Some(ip) = self.ip.as_deref().and_then(|s| s.parse::<std::net::Ipv4Addr>().ok()) else { return };
+        let mut targeted = self.ctx.targeted.clone();
+        if !targeted.borrow().contains(&ip) {
+            return;
+        }
+        let started = tokio::time::Instant::now();
+        let wait_until = deadline.min(started + MAX_WAIT);
+        let left = tokio::time::timeout_at(wait_until, targeted.wait_for(|set| !set.contains(&ip))).await.is_ok();
+        tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + DRAIN)).await;
+        info!(left_rules = left, waited = ?started.elapsed(), "pod out of the Service rules");
     }
 
     /// Graceful stop: SIGTERM, the grace period, SIGKILL; then everything the pod had is removed
@@ -590,11 +663,18 @@ impl Worker {
             .max(0) as u64;
         let running: Vec<(String, Arc<Container>)> =
             self.slots.iter().filter_map(|(n, s)| s.running.clone().map(|c| (n.clone(), c))).collect();
+        // The grace period counts from here, the drain below included (as preStop hooks are).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(grace);
+        if grace > 0 && !running.is_empty() {
+            self.leave_service_rules(deadline).await;
+        }
         info!(grace, containers = running.len(), "stopping pod");
+        for (name, _) in &running {
+            self.events.push(super::Event { warning: false, reason: "Killing", message: format!("Stopping container {name}") });
+        }
         for (_, c) in &running {
             let _ = c.signal(if grace == 0 { Signal::SIGKILL } else { Signal::SIGTERM });
         }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(grace);
         for (name, c) in &running {
             if tokio::time::timeout_at(deadline, c.wait()).await.is_err() {
                 info!(container = %name, "grace period over; killing");

@@ -5,7 +5,7 @@
 //! creates/deletes) and the slow-start batching of creates are the caller's to apply; see
 //! [`slow_start_batches`] and [`BURST_REPLICAS`].
 
-mod ranking;
+pub(crate) mod ranking;
 pub mod run;
 
 use std::collections::BTreeMap;

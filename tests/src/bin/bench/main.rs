@@ -24,6 +24,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams, WatchEvent, WatchParams};
 
 mod bench_cluster;
+mod bench_service;
 
 struct Proc(Child);
 impl Drop for Proc {
@@ -289,7 +290,8 @@ async fn main() -> Result<()> {
             return bench_cluster::sched(nodes, pods).await;
         }
         Some("node") => return bench_cluster::node(args.get(1).map(String::as_str).unwrap_or("/tmp/tinykube/kubeconfig")).await,
-        _ => bail!("usage: bench api [CREATES] [CONCURRENCY] | bench sched [NODES] [PODS] | bench node KUBECONFIG"),
+        Some("service") => return bench_service::service(args.get(1).map(String::as_str).unwrap_or("/tmp/tinykube")).await,
+        _ => bail!("usage: bench api [CREATES] [CONCURRENCY] | bench sched [NODES] [PODS] | bench node KUBECONFIG | bench service UP_DATA_DIR"),
     }
     let creates: usize = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(20_000);
     let concurrency: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(64);

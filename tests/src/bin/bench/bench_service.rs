@@ -1,0 +1,217 @@
+//! Service benchmark against a running `control-plane up --nodes N`: requests per second through a
+//! ClusterIP and a NodePort against the same pods by their own addresses, and the time from an
+//! Endpoints change in the API to the rules on a node. The load runs inside node-1's network
+//! namespace (where pod, cluster and node addresses all route), so every packet stays inside the
+//! cluster's namespaces.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Endpoints, Node, Service};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+
+use crate::ms;
+
+const CONNECTIONS: usize = 8;
+const ROUND: Duration = Duration::from_secs(4);
+const CHANGES: usize = 40;
+
+/// Runs `f` on a new thread inside the network namespace at `netns`.
+fn in_netns<T: Send + 'static>(netns: &Path, f: impl FnOnce() -> T + Send + 'static) -> Result<std::thread::JoinHandle<T>> {
+    let ns = std::fs::File::open(netns).with_context(|| format!("opening {}", netns.display()))?;
+    Ok(std::thread::spawn(move || {
+        nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns into the node's namespace");
+        f()
+    }))
+}
+
+fn get(addr: SocketAddr) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"GET / HTTP/1.0\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut buf = Vec::with_capacity(256);
+    s.read_to_end(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.")
+}
+
+/// Requests per second from CONNECTIONS sequential clients, each cycling through `targets`.
+fn rps(targets: Vec<SocketAddr>) -> f64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let threads: Vec<_> = (0..CONNECTIONS)
+        .map(|i| {
+            let (stop, done, targets) = (stop.clone(), done.clone(), targets.clone());
+            std::thread::spawn(move || {
+                let mut n = i;
+                while !stop.load(Ordering::Relaxed) {
+                    if get(targets[n % targets.len()]) {
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(ROUND);
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        let _ = t.join();
+    }
+    done.load(Ordering::Relaxed) as f64 / ROUND.as_secs_f64()
+}
+
+fn yaml<T: serde::de::DeserializeOwned>(s: &str) -> T {
+    serde_yaml::from_str(s).expect("valid benchmark manifest")
+}
+
+pub async fn service(dir: &str) -> Result<()> {
+    let dir = PathBuf::from(dir);
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(dir.join("kubeconfig")).context("reading DIR/kubeconfig")?,
+        &Default::default(),
+    )
+    .await?;
+    let client = kube::Client::try_from(config)?;
+    let args: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("nodes/node-1.args")).context("reading DIR/nodes/node-1.args")?)?;
+    let netns = Path::new("/run/netns").join(args["netns"].as_str().context("no netns in node-1.args")?);
+    let node: Node = Api::<Node>::all(client.clone()).get("node-1").await?;
+    let node_ip: std::net::Ipv4Addr = node
+        .status
+        .and_then(|s| s.addresses)
+        .and_then(|a| a.into_iter().find(|a| a.type_ == "InternalIP"))
+        .context("node-1 has no InternalIP")?
+        .address
+        .parse()?;
+
+    let deployments: Api<Deployment> = Api::default_namespaced(client.clone());
+    let services: Api<Service> = Api::default_namespaced(client.clone());
+    let endpoints: Api<Endpoints> = Api::default_namespaced(client.clone());
+    let pp = PostParams::default();
+    let _ = deployments.delete("bench-web", &DeleteParams::default()).await;
+    let _ = services.delete("bench-web", &DeleteParams::default()).await;
+    let _ = services.delete("bench-lat", &DeleteParams::default()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    deployments
+        .create(&pp, &yaml(
+            "metadata: {name: bench-web}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: bench-web}}\n  template:\n    metadata: {labels: {app: bench-web}}\n    spec:\n      containers:\n      - {name: web, image: demo/web:v1, ports: [{containerPort: 80}], readinessProbe: {httpGet: {path: /, port: 80}, periodSeconds: 1}}\n",
+        ))
+        .await?;
+    let svc = services
+        .create(&pp, &yaml("metadata: {name: bench-web}\nspec: {type: NodePort, selector: {app: bench-web}, ports: [{port: 80}]}\n"))
+        .await?;
+    let spec = svc.spec.context("service without spec")?;
+    let cluster_ip: std::net::Ipv4Addr = spec.cluster_ip.context("no cluster IP")?.parse()?;
+    let node_port = spec.ports.and_then(|p| p.first().and_then(|p| p.node_port)).context("no node port")? as u16;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let pod_ips: Vec<std::net::Ipv4Addr> = loop {
+        let ips: Vec<_> = endpoints
+            .get_opt("bench-web")
+            .await?
+            .and_then(|e| e.subsets)
+            .into_iter()
+            .flatten()
+            .flat_map(|s| s.addresses.into_iter().flatten())
+            .filter_map(|a| a.ip.parse().ok())
+            .collect();
+        if ips.len() == 2 {
+            break ips;
+        }
+        if Instant::now() > deadline {
+            bail!("bench-web did not get 2 ready endpoints");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    println!("Service benchmark: {CONNECTIONS} sequential HTTP/1.0 clients in node-1's namespace, {}s per round, 2 rounds", ROUND.as_secs());
+    let direct: Vec<SocketAddr> = pod_ips.iter().map(|ip| SocketAddr::from((*ip, 80))).collect();
+    let via_cluster_ip = vec![SocketAddr::from((cluster_ip, 80))];
+    let via_node_port = vec![SocketAddr::from((node_ip, node_port))];
+    let results = in_netns(&netns, move || {
+        let mut totals = [0.0; 3];
+        for _ in 0..2 {
+            for (i, targets) in [&direct, &via_cluster_ip, &via_node_port].into_iter().enumerate() {
+                totals[i] += rps(targets.clone()) / 2.0;
+            }
+        }
+        totals
+    })?
+    .join()
+    .map_err(|_| anyhow::anyhow!("load thread panicked"))?;
+    println!("{:<30} {:>10} {:>8}", "", "req/s", "ratio");
+    println!("{:<30} {:>10.0} {:>8}", "pod IPs directly", results[0], "1.00");
+    println!("{:<30} {:>10.0} {:>8.2}", "ClusterIP", results[1], results[1] / results[0]);
+    println!("{:<30} {:>10.0} {:>8.2}", "NodePort", results[2], results[2] / results[0]);
+
+    // Endpoint change -> rules: a Service without selector whose Endpoints the benchmark writes,
+    // pointing at a listener it runs on node-1's address; a connection to the cluster IP is
+    // refused while there is no endpoint and accepted once the rule is in.
+    let lat = services.create(&pp, &yaml("metadata: {name: bench-lat}\nspec: {ports: [{port: 9000, targetPort: 19000}]}\n")).await?;
+    let lat_ip: std::net::Ipv4Addr = lat.spec.and_then(|s| s.cluster_ip).context("no cluster IP")?.parse()?;
+    let target = SocketAddr::from((lat_ip, 9000));
+    let listen = SocketAddr::from((node_ip, 19000));
+    let stop = Arc::new(AtomicBool::new(false));
+    let accepter = {
+        let stop = stop.clone();
+        in_netns(&netns, move || {
+            let l = TcpListener::bind(listen).expect("binding the benchmark listener on node-1");
+            l.set_nonblocking(true).expect("nonblocking");
+            while !stop.load(Ordering::Relaxed) {
+                match l.accept() {
+                    Ok(_) => {}
+                    Err(_) => std::thread::sleep(Duration::from_micros(200)),
+                }
+            }
+        })?
+    };
+    let (ask, asked) = std::sync::mpsc::channel::<bool>();
+    let (tell, told) = std::sync::mpsc::channel::<Instant>();
+    let prober = in_netns(&netns, move || {
+        // For each request: wait until connecting succeeds (true) or is refused (false).
+        for want in asked {
+            let seen = loop {
+                let ok = TcpStream::connect_timeout(&target, Duration::from_millis(100)).is_ok();
+                if ok == want {
+                    break Instant::now();
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            };
+            if tell.send(seen).is_err() {
+                return;
+            }
+        }
+    })?;
+    let body = |with: bool| {
+        let subsets = if with { serde_json::json!([{"addresses": [{"ip": node_ip.to_string()}], "ports": [{"port": 19000}]}]) } else { serde_json::json!([]) };
+        serde_json::json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "bench-lat"}, "subsets": subsets})
+    };
+    let _ = endpoints.create(&pp, &serde_json::from_value(body(false))?).await;
+    let mut samples = Vec::new();
+    for i in 0..CHANGES {
+        let with = i % 2 == 0;
+        let t0 = Instant::now();
+        endpoints.patch("bench-lat", &PatchParams::default(), &Patch::Merge(body(with))).await?;
+        ask.send(with)?;
+        let seen = told.recv_timeout(Duration::from_secs(10)).context("the rule change never showed on node-1")?;
+        samples.push(seen.saturating_duration_since(t0));
+    }
+    drop(ask);
+    stop.store(true, Ordering::Relaxed);
+    let _ = prober.join();
+    let _ = accepter.join();
+    samples.sort();
+    let pct = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize];
+    println!("endpoint change -> rules on node-1 ({CHANGES} changes): p50 {} ms, p99 {} ms", ms(pct(0.5)), ms(pct(0.99)));
+
+    let _ = deployments.delete("bench-web", &DeleteParams::default()).await;
+    let _ = services.delete("bench-web", &DeleteParams::default()).await;
+    let _ = services.delete("bench-lat", &DeleteParams::default()).await;
+    Ok(())
+}
