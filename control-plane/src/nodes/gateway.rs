@@ -399,6 +399,7 @@ mod tests {
             uid: "u".into(),
             status: status.to_vec(),
             terminated,
+            ..Default::default()
         };
         let not_json = gw.report_pod(Request::new(report(b"{oops", false))).await;
         assert_eq!(not_json.unwrap_err().code(), tonic::Code::InvalidArgument);
@@ -412,6 +413,28 @@ mod tests {
             .into_inner();
         assert_eq!(ok.pod_cidr, "10.244.0.0/24");
         assert!(ok.serving_cert.contains("BEGIN CERTIFICATE"));
+
+        // Events in a report become Events about the pod, from the kubelet on that node; an
+        // overlong message is cut.
+        let event = |reason: &str, message: String| proto::node::KubeletEvent { r#type: "Normal".into(), reason: reason.into(), message };
+        let with_events = PodReport {
+            events: vec![event("Pulling", "Pulling image \"demo/web:v1\"".into()), event("Started", "x".repeat(5000))],
+            node_name: "n1".into(),
+            ..report(b"{}", false)
+        };
+        gw.report_pod(Request::new(with_events)).await.unwrap();
+        let events = api.registry.get("", "v1", "events").unwrap();
+        let found = loop {
+            let (items, _) = api.list_objects(&events, Some("default"), &Query::default()).await.unwrap();
+            if items.len() == 2 {
+                break items;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let pulling = found.iter().find(|e| e["reason"] == "Pulling").unwrap();
+        assert_eq!((pulling["involvedObject"]["name"].as_str(), pulling["source"]["component"].as_str(), pulling["source"]["host"].as_str()), (Some("ghost"), Some("kubelet"), Some("n1")));
+        let started = found.iter().find(|e| e["reason"] == "Started").unwrap();
+        assert_eq!(started["message"].as_str().unwrap().len(), 1024);
     }
 
     #[test]
