@@ -19,7 +19,10 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 
 use crate::ms;
 
-const CONNECTIONS: usize = 8;
+/// Concurrent clients (BENCH_CONNECTIONS overrides).
+fn connections() -> usize {
+    std::env::var("BENCH_CONNECTIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(4)
+}
 const ROUND: Duration = Duration::from_secs(4);
 const CHANGES: usize = 40;
 const ROUNDS: usize = 3;
@@ -34,7 +37,7 @@ fn in_netns<T: Send + 'static>(netns: &Path, f: impl FnOnce() -> T + Send + 'sta
 }
 
 fn get(addr: SocketAddr) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else { return false };
+    let Ok(mut s) = TcpStream::connect(addr) else { return false };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
     if s.write_all(b"GET / HTTP/1.0\r\n\r\n").is_err() {
         return false;
@@ -47,7 +50,7 @@ fn get(addr: SocketAddr) -> bool {
 fn rps(targets: Vec<SocketAddr>) -> f64 {
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
-    let threads: Vec<_> = (0..CONNECTIONS)
+    let threads: Vec<_> = (0..connections())
         .map(|i| {
             let (stop, done, targets) = (stop.clone(), done.clone(), targets.clone());
             std::thread::spawn(move || {
@@ -131,7 +134,7 @@ pub async fn service(dir: &str) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
 
-    println!("Service benchmark: {CONNECTIONS} sequential HTTP/1.0 clients in node-1's namespace, {}s per round, {ROUNDS} rounds", ROUND.as_secs());
+    println!("Service benchmark: {} sequential HTTP/1.0 clients in node-1's namespace, {}s per round, {ROUNDS} rounds", connections(), ROUND.as_secs());
     let direct: Vec<SocketAddr> = pod_ips.iter().map(|ip| SocketAddr::from((*ip, 80))).collect();
     let via_cluster_ip = vec![SocketAddr::from((cluster_ip, 80))];
     let via_node_port = vec![SocketAddr::from((node_ip, node_port))];
