@@ -35,13 +35,20 @@ fn is_ready(p: &Pod) -> bool {
     p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-/// Scheduler throughput: `nodes` fake nodes (they register and heartbeat; they run nothing),
-/// then `pods` pods created as fast as the API takes them; time until every one is bound.
-pub async fn sched(nodes: usize, pods: usize) -> Result<()> {
+/// A control plane (`serve`) with `nodes` fake nodes: they register and heartbeat, and with
+/// `kwok` they also report every pod bound to them Running and Ready (and gone once deleted),
+/// like KWOK's fake kubelets.
+struct FakeCluster {
+    _dir: tempfile::TempDir,
+    _cp: crate::Proc,
+    client: kube::Client,
+}
+
+async fn fake_cluster(nodes: usize, kwok: bool) -> Result<FakeCluster> {
     let dir = tempfile::tempdir()?;
     let (port, grpc) = (crate::free_port()?, crate::free_port()?);
     let kubeconfig = dir.path().join("kubeconfig");
-    let _cp = crate::Proc(
+    let cp = crate::Proc(
         std::process::Command::new(e2e::bin("control-plane"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--grpc-listen", &format!("127.0.0.1:{grpc}"), "--data-dir"])
             .arg(dir.path())
@@ -77,11 +84,15 @@ pub async fn sched(nodes: usize, pods: usize) -> Result<()> {
                 labels: Default::default(),
             }))
             .await?;
+        let beat_name = name.clone();
         let beats = tokio_stream::StreamExt::map(tokio_stream::wrappers::IntervalStream::new(tokio::time::interval(Duration::from_secs(1))), move |_| {
-            HeartbeatRequest { node_name: name.clone(), ready: true, message: String::new() }
+            HeartbeatRequest { node_name: beat_name.clone(), ready: true, message: String::new() }
         });
         let mut acks = client.heartbeat(proto::auth::with_token(&token, beats)).await?.into_inner();
         tokio::spawn(async move { while let Ok(Some(_)) = acks.message().await {} });
+        if kwok {
+            tokio::spawn(kwok_node(client, token.clone(), name));
+        }
     }
     let kc = kube::config::Kubeconfig::read_from(&kubeconfig)?;
     let client = kube::Client::try_from(kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?)?;
@@ -99,6 +110,51 @@ pub async fn sched(nodes: usize, pods: usize) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     println!("{nodes} fake nodes registered and Ready in {}", ms(t.elapsed()));
+    Ok(FakeCluster { _dir: dir, _cp: cp, client })
+}
+
+/// A fake kubelet: every pod bound to the node is reported Running and Ready at once; a pod
+/// being deleted is reported gone.
+async fn kwok_node(mut client: NodeServiceClient<tonic::transport::Channel>, token: String, node: String) {
+    let Ok(stream) = client.watch_pods(proto::auth::with_token(&token, proto::node::WatchPodsRequest { node_name: node.clone() })).await else { return };
+    let mut stream = stream.into_inner();
+    let mut reported = std::collections::HashSet::new();
+    while let Ok(Some(ev)) = stream.message().await {
+        let Ok(pod) = serde_json::from_slice::<serde_json::Value>(&ev.pod) else { continue };
+        let (Some(ns), Some(name), Some(uid)) = (pod["metadata"]["namespace"].as_str(), pod["metadata"]["name"].as_str(), pod["metadata"]["uid"].as_str()) else { continue };
+        let terminated = pod["metadata"]["deletionTimestamp"].is_string();
+        if !terminated && !reported.insert(uid.to_string()) {
+            continue;
+        }
+        let now = jiff::Timestamp::now().to_string();
+        let ready = |t: &str| serde_json::json!({"type": t, "status": "True", "lastTransitionTime": now});
+        let containers: Vec<_> = pod["spec"]["containers"].as_array().into_iter().flatten().map(|c| serde_json::json!({
+            "name": c["name"], "image": c["image"], "imageID": "", "ready": true, "started": true, "restartCount": 0,
+            "state": {"running": {"startedAt": now}},
+        })).collect();
+        let status = serde_json::json!({
+            "phase": "Running", "startTime": now, "hostIP": "10.200.0.1",
+            "conditions": [ready("PodScheduled"), ready("Initialized"), ready("ContainersReady"), ready("Ready")],
+            "containerStatuses": containers,
+        });
+        let report = proto::node::PodReport {
+            namespace: ns.into(),
+            name: name.into(),
+            uid: uid.into(),
+            status: serde_json::to_vec(&status).unwrap_or_default(),
+            terminated,
+            node_name: node.clone(),
+            ..Default::default()
+        };
+        let _ = client.report_pod(proto::auth::with_token(&token, report)).await;
+    }
+}
+
+/// Scheduler throughput: `nodes` fake nodes (they register and heartbeat; they run nothing),
+/// then `pods` pods created as fast as the API takes them; time until every one is bound.
+pub async fn sched(nodes: usize, pods: usize) -> Result<()> {
+    let cluster = fake_cluster(nodes, false).await?;
+    let client = cluster.client.clone();
     let api: Api<Pod> = Api::namespaced(client, "default");
     let rv = api.list_metadata(&ListParams::default()).await?.metadata.resource_version.unwrap_or_default();
     let mut stream = api.watch(&WatchParams::default(), &rv).await?.boxed();
@@ -127,6 +183,51 @@ pub async fn sched(nodes: usize, pods: usize) -> Result<()> {
     let total = done - start;
     println!("{pods} pods created in {} ({:.0}/s) and all bound {} after the first create", ms(created.elapsed), created.rate(), ms(total));
     println!("scheduling throughput, create to bound: {:.0} pods/s over {nodes} nodes", pods as f64 / total.as_secs_f64());
+    Ok(())
+}
+
+/// A Deployment of `replicas` on `nodes` fake kubelets (KWOK-like): time until every replica is
+/// available, then a rollout to a new template until it completes.
+pub async fn deploy(nodes: usize, replicas: i32) -> Result<()> {
+    let cluster = fake_cluster(nodes, true).await?;
+    let api: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(cluster.client.clone(), "default");
+    let deployment = |image: &str| -> Result<k8s_openapi::api::apps::v1::Deployment> {
+        Ok(serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "big"},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": "big"}},
+                "template": {"metadata": {"labels": {"app": "big"}}, "spec": {"containers": [{"name": "c", "image": image,
+                    "resources": {"requests": {"cpu": "10m", "memory": "1Mi"}}}]}},
+            },
+        }))?)
+    };
+    let wait = |what: &'static str| {
+        let api = api.clone();
+        async move {
+            let t = Instant::now();
+            loop {
+                let d = api.get("big").await?;
+                let st = d.status.unwrap_or_default();
+                let generation = d.metadata.generation.unwrap_or(0);
+                if st.observed_generation == Some(generation) && st.updated_replicas == Some(replicas) && st.available_replicas == Some(replicas) && st.replicas == Some(replicas) {
+                    return Ok::<_, anyhow::Error>(t.elapsed());
+                }
+                if t.elapsed() > Duration::from_secs(300) {
+                    bail!("{what}: not done after 5 minutes: {st:?}");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let t = Instant::now();
+    api.create(&PostParams::default(), &deployment("demo/web:v1")?).await?;
+    wait("converge").await?;
+    println!("Deployment of {replicas} replicas on {nodes} fake nodes: all available {} after its creation", ms(t.elapsed()));
+    let t = Instant::now();
+    api.patch("big", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(serde_json::json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "demo/web:v2"}]}}}}))).await?;
+    wait("rollout").await?;
+    println!("rolling update of {replicas} replicas (maxSurge/maxUnavailable 25%): complete {} after the image change", ms(t.elapsed()));
     Ok(())
 }
 

@@ -290,8 +290,13 @@ async fn main() -> Result<()> {
             return bench_cluster::sched(nodes, pods).await;
         }
         Some("node") => return bench_cluster::node(args.get(1).map(String::as_str).unwrap_or("/tmp/tinykube/kubeconfig")).await,
+        Some("deploy") => {
+            let nodes = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(100);
+            let replicas = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(1000);
+            return bench_cluster::deploy(nodes, replicas).await;
+        }
         Some("service") => return bench_service::service(args.get(1).map(String::as_str).unwrap_or("/tmp/tinykube")).await,
-        _ => bail!("usage: bench api [CREATES] [CONCURRENCY] | bench sched [NODES] [PODS] | bench node KUBECONFIG | bench service UP_DATA_DIR"),
+        _ => bail!("usage: bench api [CREATES] [CONCURRENCY] | bench sched [NODES] [PODS] | bench node KUBECONFIG | bench deploy [NODES] [REPLICAS] | bench service UP_DATA_DIR"),
     }
     let creates: usize = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(20_000);
     let concurrency: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(64);
