@@ -47,17 +47,24 @@ fn get(addr: SocketAddr) -> bool {
 }
 
 /// Requests per second from CONNECTIONS sequential clients, each cycling through `targets`.
-fn rps(targets: Vec<SocketAddr>) -> f64 {
+/// Requests per second from the clients, each cycling through `targets`, and how many requests
+/// failed or took over 100 ms (a lost SYN costs a one-second retransmission).
+fn rps(targets: Vec<SocketAddr>) -> (f64, u64, u64) {
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let slow = Arc::new(AtomicU64::new(0));
     let threads: Vec<_> = (0..connections())
         .map(|i| {
-            let (stop, done, targets) = (stop.clone(), done.clone(), targets.clone());
+            let (stop, done, failed, slow, targets) = (stop.clone(), done.clone(), failed.clone(), slow.clone(), targets.clone());
             std::thread::spawn(move || {
                 let mut n = i;
                 while !stop.load(Ordering::Relaxed) {
-                    if get(targets[n % targets.len()]) {
-                        done.fetch_add(1, Ordering::Relaxed);
+                    let started = Instant::now();
+                    let counter = if get(targets[n % targets.len()]) { &done } else { &failed };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    if started.elapsed() > Duration::from_millis(100) {
+                        slow.fetch_add(1, Ordering::Relaxed);
                     }
                     n += 1;
                 }
@@ -69,7 +76,7 @@ fn rps(targets: Vec<SocketAddr>) -> f64 {
     for t in threads {
         let _ = t.join();
     }
-    done.load(Ordering::Relaxed) as f64 / ROUND.as_secs_f64()
+    (done.load(Ordering::Relaxed) as f64 / ROUND.as_secs_f64(), failed.load(Ordering::Relaxed), slow.load(Ordering::Relaxed))
 }
 
 fn yaml<T: serde::de::DeserializeOwned>(s: &str) -> T {
@@ -140,22 +147,25 @@ pub async fn service(dir: &str) -> Result<()> {
     let via_node_port = vec![SocketAddr::from((node_ip, node_port))];
     let results = in_netns(&netns, move || {
         // Rounds rotate the order, so no path always runs last (on the fullest conntrack table).
-        let mut totals = [0.0; 3];
+        let mut totals = [(0.0, 0, 0); 3];
         let targets = [&direct, &via_cluster_ip, &via_node_port];
         for round in 0..ROUNDS {
             for k in 0..3 {
                 let i = (round + k) % 3;
-                totals[i] += rps(targets[i].clone()) / ROUNDS as f64;
+                let (rate, failed, slow) = rps(targets[i].clone());
+                totals[i].0 += rate / ROUNDS as f64;
+                totals[i].1 += failed;
+                totals[i].2 += slow;
             }
         }
         totals
     })?
     .join()
     .map_err(|_| anyhow::anyhow!("load thread panicked"))?;
-    println!("{:<30} {:>10} {:>8}", "", "req/s", "ratio");
-    println!("{:<30} {:>10.0} {:>8}", "pod IPs directly", results[0], "1.00");
-    println!("{:<30} {:>10.0} {:>8.2}", "ClusterIP", results[1], results[1] / results[0]);
-    println!("{:<30} {:>10.0} {:>8.2}", "NodePort", results[2], results[2] / results[0]);
+    println!("{:<30} {:>10} {:>8} {:>8} {:>8}", "", "req/s", "ratio", "failed", ">100ms");
+    for (name, (rate, failed, slow)) in [("pod IPs directly", results[0]), ("ClusterIP", results[1]), ("NodePort", results[2])] {
+        println!("{name:<30} {rate:>10.0} {:>8.2} {failed:>8} {slow:>8}", rate / results[0].0);
+    }
 
     // Endpoint change -> rules: a Service without selector whose Endpoints the benchmark writes,
     // pointing at a listener it runs on node-1's address; a connection to the cluster IP is
