@@ -5,9 +5,8 @@
 //! to, so a terminating pod is not told to stop while this node still routes requests to it.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::Write;
 use std::net::Ipv4Addr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 
 use proto::node::NetworkState;
@@ -23,10 +22,8 @@ const ROUTE_PROTO: &str = "77";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("`ip {args}` failed: {stderr}")]
-    Ip { args: String, stderr: String },
-    #[error("running ip: {0}")]
-    Spawn(std::io::Error),
+    #[error(transparent)]
+    Ip(#[from] crate::pods::network::Error),
     #[error("enabling IP forwarding: {0}")]
     Forwarding(std::io::Error),
     #[error(transparent)]
@@ -122,22 +119,7 @@ pub fn route_commands(current: &BTreeMap<String, String>, desired: &BTreeMap<Str
 }
 
 fn ip_batch(commands: &str) -> Result<()> {
-    let mut child = Command::new("ip")
-        .args(["-batch", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(Error::Spawn)?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(commands.as_bytes()).map_err(Error::Spawn)?;
-    }
-    let out = child.wait_with_output().map_err(Error::Spawn)?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(Error::Ip { args: format!("-batch: {}", commands.replace('\n', "; ")), stderr: String::from_utf8_lossy(&out.stderr).trim().to_string() })
-    }
+    crate::pods::network::ip_batch(&[], commands).map_err(Error::Ip)
 }
 
 /// Routes this agent added earlier (by an earlier run, too).

@@ -39,7 +39,7 @@ pub struct PodNetwork {
 }
 
 /// Runs `ip [pre...] -batch -` with `commands` on stdin.
-fn ip_batch(pre: &[&str], commands: &str) -> Result<()> {
+pub fn ip_batch(pre: &[&str], commands: &str) -> Result<()> {
     let mut child = Command::new("ip")
         .args(pre)
         .args(["-batch", "-"])

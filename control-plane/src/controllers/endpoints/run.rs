@@ -35,35 +35,27 @@ fn enqueue_all(queue: &WorkQueue, services: &Informer<Service>) {
     }
 }
 
+/// Queues the key of every object that changes (same namespace and name as its Service).
+async fn follow<K: k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>>(
+    mut changes: tokio::sync::broadcast::Receiver<Change<K>>,
+    queue: Arc<WorkQueue>,
+    services: Arc<Informer<Service>>,
+) {
+    loop {
+        match changes.recv().await {
+            Ok(Change::Upsert { new, .. }) | Ok(Change::Delete(new)) => queue.add(key_of(new.metadata())),
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            _ => enqueue_all(&queue, &services),
+        }
+    }
+}
+
 pub async fn run(api: Arc<ApiServer>, services: Arc<Informer<Service>>, endpoints: Arc<Informer<Endpoints>>, pods: Arc<Informer<Pod>>) {
     let queue = WorkQueue::new();
-    {
-        let (queue, services) = (queue.clone(), services.clone());
-        let mut changes = services.subscribe();
-        tokio::spawn(async move {
-            loop {
-                match changes.recv().await {
-                    Ok(Change::Upsert { new, .. }) | Ok(Change::Delete(new)) => queue.add(key_of(&new.metadata)),
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                    _ => enqueue_all(&queue, &services),
-                }
-            }
-        });
-    }
-    {
-        // Someone else changing an Endpoints this controller manages gets it put back.
-        let (queue, services) = (queue.clone(), services.clone());
-        let mut changes = endpoints.subscribe();
-        tokio::spawn(async move {
-            loop {
-                match changes.recv().await {
-                    Ok(Change::Upsert { new, .. }) | Ok(Change::Delete(new)) => queue.add(key_of(&new.metadata)),
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                    _ => enqueue_all(&queue, &services),
-                }
-            }
-        });
-    }
+    // A Service's own changes, and someone else changing an Endpoints this controller manages
+    // (it gets put back), queue that Service.
+    tokio::spawn(follow(services.subscribe(), queue.clone(), services.clone()));
+    tokio::spawn(follow(endpoints.subscribe(), queue.clone(), services.clone()));
     {
         let (queue, services) = (queue.clone(), services.clone());
         let mut changes = pods.subscribe();
