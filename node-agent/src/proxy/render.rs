@@ -82,10 +82,10 @@ fn write_map(out: &mut String, name: &str, key_type: &str, entries: &BTreeMap<St
 /// br_netfilter, and the replies of hairpin traffic (a pod reaching itself through its Service),
 /// of pod -> Service -> pod on one bridge, and of node-port traffic sent on to a pod on another
 /// node all come back through this node's conntrack, which undoes the DNAT. Pods see the node's
-/// address as the source of Service traffic. Source ports are picked at random (`fully-random`,
-/// as kube-proxy does): keeping the client's port would map fresh connections onto 4-tuples the
-/// backend still holds in TIME_WAIT (HTTP/1.0 servers close first), and each such SYN costs the
-/// client a one-second retransmission.
+/// address as the source of Service traffic. Source ports are kept where free, not picked at
+/// random (kube-proxy's `fully-random`): measured here, random ports land new connections on
+/// 4-tuples the backend still holds in TIME_WAIT (servers that close first, as HTTP/1.0 ones do),
+/// and each such SYN stalls its client for a one-second retransmission (`bench service`).
 const FIXED: &str = r#"  chain services {
     ip daddr . meta l4proto . th dport vmap @service-ips
     fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports
@@ -108,7 +108,7 @@ const FIXED: &str = r#"  chain services {
   }
   chain nat-postrouting {
     type nat hook postrouting priority srcnat; policy accept;
-    meta mark & 0x4000 == 0x4000 oifname != "lo" masquerade fully-random
+    meta mark & 0x4000 == 0x4000 oifname != "lo" masquerade
   }
   chain filter-input {
     type filter hook input priority filter - 10; policy accept;

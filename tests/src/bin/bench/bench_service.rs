@@ -83,6 +83,42 @@ fn yaml<T: serde::de::DeserializeOwned>(s: &str) -> T {
     serde_yaml::from_str(s).expect("valid benchmark manifest")
 }
 
+const BACKENDS: [&str; 3] = ["bench-direct", "bench-clusterip", "bench-nodeport"];
+
+/// A Deployment of two demo/web pods behind a NodePort Service named `name`: its cluster IP, node
+/// port and ready pod addresses.
+async fn web_backend(deployments: &Api<Deployment>, services: &Api<Service>, endpoints: &Api<Endpoints>, name: &str) -> Result<(std::net::Ipv4Addr, u16, Vec<std::net::Ipv4Addr>)> {
+    let pp = PostParams::default();
+    deployments
+        .create(&pp, &yaml(&format!(
+            "metadata: {{name: {name}}}\nspec:\n  replicas: 2\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n      containers:\n      - {{name: web, image: demo/web:v1, ports: [{{containerPort: 80}}], readinessProbe: {{httpGet: {{path: /, port: 80}}, periodSeconds: 1}}}}\n",
+        )))
+        .await?;
+    let svc = services.create(&pp, &yaml(&format!("metadata: {{name: {name}}}\nspec: {{type: NodePort, selector: {{app: {name}}}, ports: [{{port: 80}}]}}\n"))).await?;
+    let spec = svc.spec.context("service without spec")?;
+    let cluster_ip: std::net::Ipv4Addr = spec.cluster_ip.context("no cluster IP")?.parse()?;
+    let node_port = spec.ports.and_then(|p| p.first().and_then(|p| p.node_port)).context("no node port")? as u16;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ips: Vec<_> = endpoints
+            .get_opt(name)
+            .await?
+            .and_then(|e| e.subsets)
+            .into_iter()
+            .flatten()
+            .flat_map(|s| s.addresses.into_iter().flatten())
+            .filter_map(|a| a.ip.parse().ok())
+            .collect();
+        if ips.len() == 2 {
+            return Ok((cluster_ip, node_port, ips));
+        }
+        if Instant::now() > deadline {
+            bail!("{name} did not get 2 ready endpoints");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 pub async fn service(dir: &str) -> Result<()> {
     let dir = PathBuf::from(dir);
     let config = kube::Config::from_custom_kubeconfig(
@@ -106,40 +142,21 @@ pub async fn service(dir: &str) -> Result<()> {
     let services: Api<Service> = Api::default_namespaced(client.clone());
     let endpoints: Api<Endpoints> = Api::default_namespaced(client.clone());
     let pp = PostParams::default();
-    let _ = deployments.delete("bench-web", &DeleteParams::default()).await;
-    let _ = services.delete("bench-web", &DeleteParams::default()).await;
+    // Each path gets its own two pods: backends keep closed connections in TIME_WAIT, and
+    // connections of different paths reusing one 4-tuple (with different TCP timestamp offsets)
+    // would stall each other for a SYN retransmission.
+    for name in BACKENDS {
+        let _ = deployments.delete(name, &DeleteParams::default()).await;
+        let _ = services.delete(name, &DeleteParams::default()).await;
+    }
     let _ = services.delete("bench-lat", &DeleteParams::default()).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    deployments
-        .create(&pp, &yaml(
-            "metadata: {name: bench-web}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: bench-web}}\n  template:\n    metadata: {labels: {app: bench-web}}\n    spec:\n      containers:\n      - {name: web, image: demo/web:v1, ports: [{containerPort: 80}], readinessProbe: {httpGet: {path: /, port: 80}, periodSeconds: 1}}\n",
-        ))
-        .await?;
-    let svc = services
-        .create(&pp, &yaml("metadata: {name: bench-web}\nspec: {type: NodePort, selector: {app: bench-web}, ports: [{port: 80}]}\n"))
-        .await?;
-    let spec = svc.spec.context("service without spec")?;
-    let cluster_ip: std::net::Ipv4Addr = spec.cluster_ip.context("no cluster IP")?.parse()?;
-    let node_port = spec.ports.and_then(|p| p.first().and_then(|p| p.node_port)).context("no node port")? as u16;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let pod_ips: Vec<std::net::Ipv4Addr> = loop {
-        let ips: Vec<_> = endpoints
-            .get_opt("bench-web")
-            .await?
-            .and_then(|e| e.subsets)
-            .into_iter()
-            .flatten()
-            .flat_map(|s| s.addresses.into_iter().flatten())
-            .filter_map(|a| a.ip.parse().ok())
-            .collect();
-        if ips.len() == 2 {
-            break ips;
-        }
-        if Instant::now() > deadline {
-            bail!("bench-web did not get 2 ready endpoints");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let mut backends = Vec::new();
+    for name in BACKENDS {
+        backends.push(web_backend(&deployments, &services, &endpoints, name).await?);
+    }
+    let [(_, _, direct_ips), (cluster_ip, _, _), (_, node_port, _)] = <[_; 3]>::try_from(backends).map_err(|_| anyhow::anyhow!("three backends"))?;
+    let pod_ips = direct_ips;
 
     println!("Service benchmark: {} sequential HTTP/1.0 clients in node-1's namespace, {}s per round, {ROUNDS} rounds", connections(), ROUND.as_secs());
     let direct: Vec<SocketAddr> = pod_ips.iter().map(|ip| SocketAddr::from((*ip, 80))).collect();
@@ -229,8 +246,10 @@ pub async fn service(dir: &str) -> Result<()> {
         println!("{what:<42} p50 {}, p99 {} ({} changes)", ms(pct(0.5)), ms(pct(0.99)), samples.len());
     }
 
-    let _ = deployments.delete("bench-web", &DeleteParams::default()).await;
-    let _ = services.delete("bench-web", &DeleteParams::default()).await;
+    for name in BACKENDS {
+        let _ = deployments.delete(name, &DeleteParams::default()).await;
+        let _ = services.delete(name, &DeleteParams::default()).await;
+    }
     let _ = services.delete("bench-lat", &DeleteParams::default()).await;
     Ok(())
 }
