@@ -36,17 +36,8 @@ pub async fn ensure(api: &ApiServer, api_port: u16) -> Result<(), ApiError> {
             "sessionAffinity": "None",
         },
     });
-    if api.get_object(&svc_res, Some("kube-system"), "kube-dns").await.is_err() {
-        match api.create(&svc_res, Some("kube-system"), dns, &q).await {
-            Ok(_) => {}
-            Err(e) if e.code == 409 => {}
-            Err(e) => return Err(e),
-        }
-    }
-    if api.get_object(&svc_res, Some("default"), "kubernetes").await.is_ok() {
-        return Ok(());
-    }
-    let body = json!({
+    create_service_if_missing(api, &svc_res, "kube-system", "kube-dns", dns).await?;
+    let kubernetes = json!({
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver", "provider": "kubernetes"}},
         "spec": {
@@ -56,7 +47,16 @@ pub async fn ensure(api: &ApiServer, api_port: u16) -> Result<(), ApiError> {
             "sessionAffinity": "None",
         },
     });
-    match api.create(&svc_res, Some("default"), body, &q).await {
+    create_service_if_missing(api, &svc_res, "default", "kubernetes", kubernetes).await
+}
+
+/// Looked up first: creating again would be refused for its already-allocated cluster IP
+/// before the name clash could be seen.
+async fn create_service_if_missing(api: &ApiServer, res: &std::sync::Arc<crate::registry::Resource>, ns: &str, name: &str, body: serde_json::Value) -> Result<(), ApiError> {
+    if api.get_object(res, Some(ns), name).await.is_ok() {
+        return Ok(());
+    }
+    match api.create(res, Some(ns), body, &Query::default()).await {
         Ok(_) => Ok(()),
         Err(e) if e.code == 409 => Ok(()),
         Err(e) => Err(e),

@@ -31,6 +31,8 @@ fn control_plane_refuses_bad_flags_with_one_line() {
         (&["--cluster-cidr", "10.0.0.0/99"], "--cluster-cidr"),
         (&["--node-port-range", "500-100"], "--node-port-range"),
         (&["--store", "mongodb://x"], "unsupported store URL"),
+        // TEST-NET-3: an address no interface here has, so cluster DNS cannot bind it.
+        (&["--dns-listen", "203.0.113.9:53"], "binding cluster DNS on udp 203.0.113.9:53"),
     ];
     for (extra, want) in cases {
         let args: Vec<&str> = common.iter().chain(extra.iter()).copied().collect();
@@ -39,6 +41,9 @@ fn control_plane_refuses_bad_flags_with_one_line() {
         let line = err.lines().last().unwrap_or_default();
         assert!(line.starts_with("control-plane: ") && line.contains(want), "{args:?}: {err}");
     }
+    let (code, err) = run("control-plane", &["serve", "--dns-listen", "bogus"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("invalid value 'bogus' for '--dns-listen"), "{err}");
     let (code, err) = run("control-plane", &["up", "--nodes", "many"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("invalid value 'many'"), "{err}");
