@@ -150,7 +150,9 @@ pub async fn start(cfg: ServerConfig) -> Result<Running> {
             let server = tonic::transport::Server::builder()
                 .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
                 .map(|mut b| b.add_service(service));
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(l);
+            // Pod assignments and reports are small messages on long-lived streams: without
+            // TCP_NODELAY, Nagle holds each behind the peer's delayed ACK (40 ms here).
+            let incoming = tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true));
             match server {
                 Ok(router) => {
                     let stop = async move {

@@ -40,6 +40,8 @@ pub struct Config {
     pub token_file: PathBuf,
     /// Archives of images to import at start (offline images).
     pub preload: Vec<PathBuf>,
+    /// Pod sandboxes kept ready ahead of time (0: none).
+    pub warm_sandboxes: usize,
 }
 
 pub struct Link {
@@ -130,7 +132,8 @@ impl Link {
             info!(archive = %archive.display(), images = imported.len(), "images preloaded");
         }
         let cgroups = crate::cgroups::detect("tinykube").map_err(|e| e.to_string())?;
-        let network = crate::pods::network::PodNetwork::setup(&assigned.pod_cidr, &self.cfg.data_dir).map_err(|e| e.to_string())?;
+        let network = Arc::new(crate::pods::network::PodNetwork::setup(&assigned.pod_cidr, &self.cfg.data_dir).map_err(|e| e.to_string())?);
+        let warm = crate::pods::warm::WarmPool::start(&self.cfg.data_dir, self.cfg.warm_sandboxes, network.clone());
         let ctx = Arc::new(NodeContext {
             node_name: self.cfg.node_name.clone(),
             node_ip: self.cfg.node_ip.clone(),
@@ -138,6 +141,7 @@ impl Link {
             images,
             cgroups,
             network,
+            warm,
             cluster_dns: assigned.cluster_dns.clone(),
             cluster_domain: assigned.cluster_domain.clone(),
             reports: reports.clone(),
@@ -318,8 +322,10 @@ async fn report_loop(mut client: NodeServiceClient<Channel>, token: String, node
                     .collect(),
                 node_name: node.clone(),
             };
+            let sent = std::time::Instant::now();
             match client.report_pod(with_token(&token, req)).await {
                 Ok(_) => {
+                    tracing::debug!(pod = %format!("{}/{}", r.namespace, r.name), took_us = sent.elapsed().as_micros() as u64, "status reported");
                     pending.remove(&r.uid);
                 }
                 Err(e) => {

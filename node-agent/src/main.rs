@@ -37,6 +37,10 @@ struct Cli {
     /// down for good. An ordinary restart of the agent keeps pods running.
     #[arg(long)]
     cleanup: bool,
+    /// Pod sandboxes (namespaces with their network wired) kept ready ahead of time, so new pods
+    /// start without waiting for them; 0 makes each pod's sandbox when it starts.
+    #[arg(long, default_value_t = node_agent::pods::warm::DEFAULT_SIZE as u16, value_parser = clap::value_parser!(u16).range(0..=64))]
+    warm_sandboxes: u16,
     /// Log format: text or json.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -93,6 +97,7 @@ async fn run(cli: Cli) -> Result<()> {
         data_dir: cli.data_dir,
         ca_file: cli.ca_file,
         token_file: cli.token_file,
+        warm_sandboxes: usize::from(cli.warm_sandboxes),
     })?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

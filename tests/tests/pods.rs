@@ -195,23 +195,34 @@ fn creating_and_deleting_many_pods_leaves_nothing_behind_on_the_node() {
     });
     c.kubectl(&["delete", "pods", "-l", "churn=yes", "--grace-period=1"]);
     eventually(WAIT, "pods gone from the API", || c.kubectl(&["get", "pods", "-o", "name"]).trim().is_empty().then_some(()));
+    // What remains is the agent's full pool of warm sandboxes (its default 4): their three
+    // namespace mounts each, an address claim each (held by warm-ID) and a veth each.
     let node = node_dir.to_string_lossy().into_owned();
-    eventually(WAIT, "nothing left on the node", || {
+    let warm_dir = node_dir.join("warm").to_string_lossy().into_owned();
+    let warm = eventually(WAIT, "nothing left on the node but the warm sandboxes", || {
         let pod_dirs = std::fs::read_dir(node_dir.join("pods")).map(|d| d.count()).unwrap_or(0);
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default().lines().filter(|l| l.contains(&node)).count();
-        // Address claims are files named by the address they claim.
-        let claims = std::fs::read_dir(node_dir.join("ipam"))
-            .map(|d| d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().parse::<std::net::Ipv4Addr>().is_ok()).count())
-            .unwrap_or(0);
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mounts = mountinfo.lines().filter(|l| l.contains(&node) && !l.contains(&warm_dir)).count();
+        let warm_mounts = mountinfo.lines().filter(|l| l.contains(&warm_dir)).count();
+        let warm = std::fs::read_dir(node_dir.join("warm")).map(|d| d.count()).unwrap_or(0);
+        // Address claims are files named by the address they claim, holding the claimant.
+        let claimants: Vec<String> = std::fs::read_dir(node_dir.join("ipam"))
+            .map(|d| d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().parse::<std::net::Ipv4Addr>().is_ok()).map(|e| std::fs::read_to_string(e.path()).unwrap_or_default()).collect())
+            .unwrap_or_default();
+        let claims = claimants.iter().filter(|c| !c.starts_with("warm-")).count();
         let cgroups = std::fs::read_dir("/sys/fs/cgroup/memory/tinykube/node-1").map(|d| d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().starts_with("pod")).count()).unwrap_or(0)
             + std::fs::read_dir("/sys/fs/cgroup/tinykube/node-1").map(|d| d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().starts_with("pod")).count()).unwrap_or(0);
-        (pod_dirs == 0 && mounts == 0 && claims == 0 && cgroups == 0).then_some(())
+        let pool_full = warm == 4 && warm_mounts == 3 * warm && claimants.len() - claims == warm;
+        (pod_dirs == 0 && mounts == 0 && claims == 0 && cgroups == 0 && pool_full).then_some(warm)
     });
-    // Host-side veths live in the node's network namespace: only the bridge and eth0 remain there.
+    // Host-side veths live in the node's network namespace: only the bridge, eth0 and the warm
+    // sandboxes' remain there.
     let args: serde_json::Value = serde_json::from_slice(&std::fs::read(c.dir.path().join("nodes/node-1.args")).unwrap()).unwrap();
     let links = std::process::Command::new("ip").args(["-n", args["netns"].as_str().unwrap(), "-o", "link"]).output().unwrap();
-    let veths = stdout(&links).lines().filter(|l| l.contains(": tk") && !l.contains("tkbr0")).count();
+    let veths = stdout(&links).lines().filter(|l| l.contains(": tk") && !l.contains("tkbr0") && !l.contains(": tkwarm")).count();
     assert_eq!(veths, 0, "{}", stdout(&links));
+    let warm_veths = stdout(&links).lines().filter(|l| l.contains(": tkwarm")).count();
+    assert_eq!(warm_veths, warm, "one veth per warm sandbox: {}", stdout(&links));
     let ps = std::process::Command::new("ps").args(["-eo", "args"]).output().unwrap();
     assert!(!stdout(&ps).contains(&marker), "a pod process survived");
 }

@@ -11,6 +11,7 @@ pub mod network;
 pub mod probes;
 pub mod spec;
 pub mod status;
+pub mod warm;
 pub mod worker;
 
 use std::collections::{HashMap, HashSet};
@@ -31,7 +32,9 @@ pub struct NodeContext {
     pub data_dir: PathBuf,
     pub images: ImageStore,
     pub cgroups: Box<dyn CgroupManager>,
-    pub network: network::PodNetwork,
+    pub network: Arc<network::PodNetwork>,
+    /// Sandboxes made ahead of time for the next pods.
+    pub warm: warm::WarmPool,
     pub cluster_dns: String,
     pub cluster_domain: String,
     pub reports: mpsc::Sender<Report>,
@@ -83,6 +86,8 @@ pub fn cleanup_node(data_dir: &std::path::Path, node_name: &str) -> Result<(), S
     for entry in std::fs::read_dir(data_dir.join("pods")).into_iter().flatten().flatten() {
         worker::remove_pod_dir(&entry.path());
     }
+    // Their links go with their namespaces; their address claims with the ipam directory below.
+    warm::destroy_all(&data_dir.join("warm"), None);
     let cgroups = crate::cgroups::detect("tinykube").map_err(|e| e.to_string())?;
     if let Ok(Some(g)) = cgroups.open(&format!("tinykube/{node_name}")) {
         g.kill_all().map_err(|e| e.to_string())?;
@@ -133,6 +138,7 @@ impl PodManager {
                 return;
             }
         }
+        tracing::debug!(pod = %worker::pod_key(&pod), uid, "new pod: starting its worker");
         let (tx, rx) = watch::channel(Some(pod));
         let ctx = self.ctx.clone();
         tokio::spawn(worker::run(ctx, uid.clone(), rx));

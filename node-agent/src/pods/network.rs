@@ -89,6 +89,7 @@ impl PodNetwork {
         let gateway = Ipv4Addr::from(base + 1);
         let ipam = data_dir.join("ipam");
         fs::create_dir_all(ipam.join("by-uid")).map_err(io(format!("creating {}", ipam.display())))?;
+        fs::create_dir_all(ipam.join("links")).map_err(io(format!("creating {}", ipam.display())))?;
         let bridge = "tkbr0".to_string();
         if !link_exists(&bridge) {
             ip_batch(&[], &format!("link add {bridge} type bridge\n"))?;
@@ -100,6 +101,25 @@ impl PodNetwork {
 
     fn by_uid(&self, uid: &str) -> PathBuf {
         self.ipam.join("by-uid").join(uid)
+    }
+
+    /// The host-side link of `uid`'s eth0: named after the uid, unless it was made for another
+    /// key and handed over (`rebind`).
+    fn link_of(&self, uid: &str) -> String {
+        fs::read_to_string(self.ipam.join("links").join(uid)).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).unwrap_or_else(|| host_veth(uid))
+    }
+
+    /// Hands the address and link attached under key `from` (a warm sandbox) to the pod `to`.
+    pub fn rebind(&self, from: &str, to: &str) -> Result<Ipv4Addr> {
+        let ip = self.address_of(from).ok_or_else(|| Error::Io { context: format!("handing over the address of {from}"), source: std::io::ErrorKind::NotFound.into() })?;
+        let link = self.link_of(from);
+        // The link record first: a crash in between leaves the link findable under either key.
+        fs::write(self.ipam.join("links").join(to), &link).map_err(io("recording a pod link"))?;
+        fs::write(self.by_uid(to), ip.to_string()).map_err(io("recording an address"))?;
+        fs::write(self.ipam.join(ip.to_string()), to).map_err(io("writing an address claim"))?;
+        let _ = fs::remove_file(self.by_uid(from));
+        let _ = fs::remove_file(self.ipam.join("links").join(from));
+        Ok(ip)
     }
 
     /// The pod's address if it has one already.
@@ -164,7 +184,7 @@ impl PodNetwork {
 
     /// Removes the pod's link (its pair goes with it) and frees its address. Idempotent.
     pub fn detach(&self, uid: &str) -> Result<()> {
-        let veth = host_veth(uid);
+        let veth = self.link_of(uid);
         // The kernel also removes the pair when the pod's namespace goes, and may be doing so
         // right now: a failed delete of a vanishing link must not keep the address claimed.
         let unlinked = if link_exists(&veth) { ip_batch(&[], &format!("link del {veth}\n")).map_err(|e| (link_exists(&veth), e)) } else { Ok(()) };
@@ -172,6 +192,7 @@ impl PodNetwork {
             let _ = fs::remove_file(self.ipam.join(ip.to_string()));
         }
         let _ = fs::remove_file(self.by_uid(uid));
+        let _ = fs::remove_file(self.ipam.join("links").join(uid));
         match unlinked {
             Err((true, e)) => Err(e),
             _ => Ok(()),
@@ -199,8 +220,8 @@ mod tests {
         assert!(n.len() <= 15);
     }
 
-    #[test]
-    fn addresses_are_claimed_once_and_reused_for_the_same_pod() {
+    /// A network of 8 addresses whose IPAM lives in a temporary directory (no links are made).
+    fn ipam_only() -> (tempfile::TempDir, PodNetwork) {
         let dir = tempfile::tempdir().unwrap();
         let net = PodNetwork {
             bridge: "unused".into(),
@@ -211,6 +232,13 @@ mod tests {
             ipam: dir.path().to_path_buf(),
         };
         fs::create_dir_all(dir.path().join("by-uid")).unwrap();
+        fs::create_dir_all(dir.path().join("links")).unwrap();
+        (dir, net)
+    }
+
+    #[test]
+    fn addresses_are_claimed_once_and_reused_for_the_same_pod() {
+        let (dir, net) = ipam_only();
         let a = net.allocate("a").unwrap();
         assert_eq!(a, Ipv4Addr::new(10, 9, 0, 2));
         assert_eq!(net.allocate("a").unwrap(), a);
@@ -224,5 +252,22 @@ mod tests {
         net.detach("e").unwrap();
         assert_eq!(net.allocate("g").unwrap(), Ipv4Addr::new(10, 9, 0, 6));
         assert_eq!(net.allocate("h").unwrap(), Ipv4Addr::new(10, 9, 0, 2));
+    }
+
+    #[test]
+    fn a_rebound_address_and_link_belong_to_the_new_key_only() {
+        let (dir, net) = ipam_only();
+        let ip = net.allocate("warm-1").unwrap();
+        assert_eq!(net.rebind("warm-1", "pod-uid").unwrap(), ip);
+        assert_eq!(net.address_of("pod-uid"), Some(ip));
+        assert_eq!(net.address_of("warm-1"), None);
+        assert_eq!(fs::read_to_string(dir.path().join(ip.to_string())).unwrap(), "pod-uid");
+        assert_eq!(net.link_of("pod-uid"), host_veth("warm-1"));
+        assert!(net.rebind("warm-1", "other").is_err(), "a key without an address has nothing to hand over");
+        // Detaching frees the address and forgets the link (no such link exists here).
+        net.detach("pod-uid").unwrap();
+        assert_eq!(net.address_of("pod-uid"), None);
+        assert!(!dir.path().join(ip.to_string()).exists());
+        assert_eq!(net.link_of("pod-uid"), host_veth("pod-uid"));
     }
 }

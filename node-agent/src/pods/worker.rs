@@ -241,9 +241,15 @@ impl Worker {
         let hostname = runtime::truncate_pod_hostname(self.pod["metadata"]["name"].as_str().unwrap_or("pod")).map_err(|e| e.to_string())?;
         let sb_dir = self.dir.join("sandbox");
         let t0 = Instant::now();
-        let sb = tokio::task::spawn_blocking(move || Sandbox::create(&sb_dir, &hostname)).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
-        let t1 = Instant::now();
-        let ip = self.ctx.network.attach(&self.uid, &sb.net_ns_path()).map_err(|e| e.to_string())?;
+        let (sb, t1, ip) = match self.ctx.warm.claim(&self.uid, &sb_dir, &hostname, &self.ctx.network) {
+            Some(warm) => (warm.sandbox, Instant::now(), warm.ip),
+            None => {
+                let sb = tokio::task::spawn_blocking(move || Sandbox::create(&sb_dir, &hostname)).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+                let t1 = Instant::now();
+                let ip = self.ctx.network.attach(&self.uid, &sb.net_ns_path()).map_err(|e| e.to_string())?;
+                (sb, t1, ip)
+            }
+        };
         let t2 = Instant::now();
         self.ip = Some(ip.to_string());
         let hostname = runtime::truncate_pod_hostname(self.pod["metadata"]["name"].as_str().unwrap_or("pod")).unwrap_or_default();

@@ -75,6 +75,7 @@ fn start(spec: &ContainerSpec) -> Result<Container> {
         command,
     };
     let flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID;
+    let t0 = std::time::Instant::now();
     let pid = process::clone_child(flags, &mut || init::child_main(&plan))
         .map_err(|e| Error::Create(format!("cloning the container process: {}", e.desc())))?;
     let guard = ChildGuard::new(pid);
@@ -85,7 +86,9 @@ fn start(spec: &ContainerSpec) -> Result<Container> {
     let (_, start_time) = process::read_stat(pid.as_raw()).map_err(|e| Error::Create(format!("reading stat: {e}")))?;
     let go = |g| channel::send_go(&sock, g).map_err(|e| Error::Create(format!("starting the container process: {e}")));
     go(Go::Setup)?;
+    let t1 = std::time::Instant::now();
     process::join_cgroups(&spec.cgroup_procs, pid).map_err(Error::Create)?;
+    let t2 = std::time::Instant::now();
     let state = State::new(spec, pid.as_raw(), start_time);
     // Saved before the process may exec, so an agent killed from here on finds it on restart
     // (and if it dies before this, the child exits instead of waiting for Go::Exec).
@@ -102,6 +105,7 @@ fn start(spec: &ContainerSpec) -> Result<Container> {
         Err(e) => return Err(Error::Create(format!("waiting for the container process: {e}"))),
     }
     guard.disarm();
+    tracing::debug!(clone_us = (t1 - t0).as_micros() as u64, cgroups_us = (t2 - t1).as_micros() as u64, exec_us = t2.elapsed().as_micros() as u64, "container process started");
     Ok(Container::started(state, spec.state_dir.clone(), pidfd))
 }
 

@@ -182,6 +182,21 @@ impl Sandbox {
         &self.dir
     }
 
+    /// Sets the hostname the pod's containers see (for a sandbox made before its pod was known).
+    /// Only a thread that joined the UTS namespace can: a short-lived one does.
+    pub fn set_hostname(&self, name: &str) -> Result<()> {
+        let name = truncate_pod_hostname(name)?;
+        let path = self.uts_ns_path();
+        let ns = fs::File::open(&path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        let joined = std::thread::spawn(move || -> nix::Result<()> {
+            nix::sched::setns(&ns, CloneFlags::CLONE_NEWUTS)?;
+            nix::unistd::sethostname(&name)
+        })
+        .join()
+        .map_err(|_| Error::io("setting the pod hostname", io::ErrorKind::Other))?;
+        joined.map_err(|e| errno_io("setting the pod hostname", e))
+    }
+
     fn ns_dir(&self) -> PathBuf {
         self.dir.join("ns")
     }

@@ -70,29 +70,11 @@ async fn fake_cluster(nodes: usize, kwok: bool) -> Result<FakeCluster> {
         .connect()
         .await?;
     let t = Instant::now();
-    for i in 0..nodes {
-        let name = format!("fake-{i:04}");
-        let mut client = NodeServiceClient::new(channel.clone());
-        let capacity: HashMap<String, String> = [("cpu", "64"), ("memory", "256Gi"), ("pods", "110")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        client
-            .register(proto::auth::with_token(&token, RegisterRequest {
-                node_name: name.clone(),
-                addresses: vec![NodeAddress { r#type: "InternalIP".into(), address: format!("10.{}.{}.{}", 200, i / 250, i % 250 + 1) }],
-                allocatable: capacity.clone(),
-                capacity,
-                info: None,
-                labels: Default::default(),
-            }))
-            .await?;
-        let beat_name = name.clone();
-        let beats = tokio_stream::StreamExt::map(tokio_stream::wrappers::IntervalStream::new(tokio::time::interval(Duration::from_secs(1))), move |_| {
-            HeartbeatRequest { node_name: beat_name.clone(), ready: true, message: String::new() }
-        });
-        let mut acks = client.heartbeat(proto::auth::with_token(&token, beats)).await?.into_inner();
-        tokio::spawn(async move { while let Ok(Some(_)) = acks.message().await {} });
-        if kwok {
-            tokio::spawn(kwok_node(client, token.clone(), name));
-        }
+    // Registered 50 at a time, as a fleet of agents starting together would.
+    let mut registrations = futures::stream::iter((0..nodes).map(|i| fake_node(channel.clone(), token.clone(), i, kwok)))
+        .buffer_unordered(50);
+    while let Some(r) = registrations.next().await {
+        r?;
     }
     let kc = kube::config::Kubeconfig::read_from(&kubeconfig)?;
     let client = kube::Client::try_from(kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?)?;
@@ -111,6 +93,33 @@ async fn fake_cluster(nodes: usize, kwok: bool) -> Result<FakeCluster> {
     }
     println!("{nodes} fake nodes registered and Ready in {}", ms(t.elapsed()));
     Ok(FakeCluster { _dir: dir, _cp: cp, client })
+}
+
+/// Registers fake node `i`, keeps it heartbeating, and with `kwok` runs its fake kubelet.
+async fn fake_node(channel: tonic::transport::Channel, token: String, i: usize, kwok: bool) -> Result<()> {
+    let name = format!("fake-{i:04}");
+    let mut client = NodeServiceClient::new(channel);
+    let capacity: HashMap<String, String> = [("cpu", "64"), ("memory", "256Gi"), ("pods", "110")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    client
+        .register(proto::auth::with_token(&token, RegisterRequest {
+            node_name: name.clone(),
+            addresses: vec![NodeAddress { r#type: "InternalIP".into(), address: format!("10.{}.{}.{}", 200, i / 250, i % 250 + 1) }],
+            allocatable: capacity.clone(),
+            capacity,
+            info: None,
+            labels: Default::default(),
+        }))
+        .await?;
+    let beat_name = name.clone();
+    let beats = tokio_stream::StreamExt::map(tokio_stream::wrappers::IntervalStream::new(tokio::time::interval(Duration::from_secs(1))), move |_| {
+        HeartbeatRequest { node_name: beat_name.clone(), ready: true, message: String::new() }
+    });
+    let mut acks = client.heartbeat(proto::auth::with_token(&token, beats)).await?.into_inner();
+    tokio::spawn(async move { while let Ok(Some(_)) = acks.message().await {} });
+    if kwok {
+        tokio::spawn(kwok_node(client, token, name));
+    }
+    Ok(())
 }
 
 /// A fake kubelet: every pod bound to the node is reported Running and Ready at once; a pod
@@ -244,11 +253,16 @@ pub async fn node(kubeconfig: &str) -> Result<()> {
         let rv = api.list_metadata(&ListParams::default()).await?.metadata.resource_version.unwrap_or_default();
         let mut stream = api.watch(&WatchParams::default().fields(&format!("metadata.name={name}")), &rv).await?.boxed();
         let t0 = Instant::now();
+        let (w0, trace) = (jiff::Timestamp::now(), std::env::var_os("BENCH_TRACE").is_some());
         api.create(&PostParams::default(), &pod(&name, Some("node-1"))).await?;
+        let created = t0.elapsed();
         while let Some(ev) = tokio::time::timeout(Duration::from_secs(30), stream.next()).await? {
             if let Ok(WatchEvent::Modified(p)) = ev {
                 if is_running(&p) {
                     lat.latencies.push(t0.elapsed());
+                    if trace {
+                        println!("{name}: create sent {w0}, create returned +{}, Running seen +{}", ms(created), ms(t0.elapsed()));
+                    }
                     break;
                 }
             }
