@@ -110,6 +110,34 @@ fn set_ready(status: &mut Value, ready: bool) {
     *status = wrapper["status"].take();
 }
 
+impl NodeGateway {
+    /// Records a report's kubelet events as Events about the pod, from the kubelet on its node.
+    fn record_events(&self, r: &PodReport) {
+        if r.events.is_empty() {
+            return;
+        }
+        let recorder = self
+            .recorders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(r.node_name.clone())
+            .or_insert_with(|| crate::events::Recorder::new(self.api.clone(), "kubelet", &r.node_name))
+            .clone();
+        let involved = crate::events::Involved {
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+            namespace: r.namespace.clone(),
+            name: r.name.clone(),
+            uid: r.uid.clone(),
+        };
+        for e in &r.events {
+            let type_ = if e.r#type == "Warning" { "Warning" } else { "Normal" };
+            let message: String = e.message.chars().take(1024).collect();
+            recorder.emit(involved.clone(), type_, &e.reason, message);
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl NodeService for NodeGateway {
     #[instrument(skip_all, fields(node = %req.get_ref().node_name))]
@@ -247,30 +275,11 @@ impl NodeService for NodeGateway {
     async fn report_pod(&self, req: Request<PodReport>) -> Result<Response<ReportAck>, Status> {
         let r = req.into_inner();
         let res = self.api.registry.get("", "v1", "pods").ok_or_else(|| Status::internal("pods not registered"))?;
-        if !r.events.is_empty() {
-            let recorder = self
-                .recorders
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .entry(r.node_name.clone())
-                .or_insert_with(|| crate::events::Recorder::new(self.api.clone(), "kubelet", &r.node_name))
-                .clone();
-            let involved = crate::events::Involved {
-                api_version: "v1".into(),
-                kind: "Pod".into(),
-                namespace: r.namespace.clone(),
-                name: r.name.clone(),
-                uid: r.uid.clone(),
-            };
-            for e in &r.events {
-                let type_ = if e.r#type == "Warning" { "Warning" } else { "Normal" };
-                let message: String = e.message.chars().take(1024).collect();
-                recorder.emit(involved.clone(), type_, &e.reason, message);
-            }
-        }
         if r.terminated {
             let opts = DeleteOptions { grace_period: Some(0), precondition_uid: Some(r.uid.clone()), ..Default::default() };
-            return match self.api.delete(&res, Some(&r.namespace), &r.name, &opts).await {
+            let deleted = self.api.delete(&res, Some(&r.namespace), &r.name, &opts).await;
+            self.record_events(&r);
+            return match deleted {
                 Ok(_) => Ok(Response::new(ReportAck {})),
                 // Already gone, or replaced by a pod of the same name: nothing left to do.
                 Err(e) if e.code == 404 || e.code == 409 => Ok(Response::new(ReportAck {})),
@@ -278,6 +287,7 @@ impl NodeService for NodeGateway {
             };
         }
         let status: Value = serde_json::from_slice(&r.status).map_err(|e| Status::invalid_argument(format!("pod status is not JSON: {e}")))?;
+        let t0 = std::time::Instant::now();
         let uid = r.uid.clone();
         let result = self
             .api
@@ -290,6 +300,9 @@ impl NodeService for NodeGateway {
                 Ok(new)
             })
             .await;
+        tracing::debug!(pod = %r.name, took_us = t0.elapsed().as_micros() as u64, "pod status written");
+        // Events after the status, so their writes don't go ahead of it in the store's queue.
+        self.record_events(&r);
         match result {
             Ok(_) => Ok(Response::new(ReportAck {})),
             Err(e) if e.code == 404 || e.code == 409 => Ok(Response::new(ReportAck {})),

@@ -35,17 +35,16 @@ fn tolerated(tolerations: &[Toleration], key: &str, value: &str, effect: &str) -
 /// Runs the filters in upstream's plugin order and reports the first failure.
 pub(super) fn run(p: &PreparedPod, info: &NodeInfo) -> Result<(), Unfit> {
     let node = &info.node;
-    node_unschedulable(p, node)?;
+    node_unschedulable(p, info)?;
     node_name(p, node)?;
-    node_ready(p, node)?;
+    node_ready(p, info)?;
     taints(p, node)?;
     p.affinity.check(node)?;
     fit(p, info)
 }
 
-fn node_unschedulable(p: &PreparedPod, node: &Node) -> Result<(), Unfit> {
-    let cordoned = node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false);
-    if cordoned && !tolerated(p.tolerations, TAINT_UNSCHEDULABLE, "", "NoSchedule") {
+fn node_unschedulable(p: &PreparedPod, info: &NodeInfo) -> Result<(), Unfit> {
+    if info.facts.cordoned && !tolerated(p.tolerations, TAINT_UNSCHEDULABLE, "", "NoSchedule") {
         return Err(Unfit::Unschedulable);
     }
     Ok(())
@@ -60,12 +59,11 @@ fn node_name(p: &PreparedPod, node: &Node) -> Result<(), Unfit> {
 
 /// A node that is not Ready carries the NoSchedule `not-ready` (or, when its status is Unknown,
 /// `unreachable`) taint upstream; pods that tolerate it (DaemonSets) may still land there.
-fn node_ready(p: &PreparedPod, node: &Node) -> Result<(), Unfit> {
-    let ready = node.status.as_ref().and_then(|s| s.conditions.as_ref()).and_then(|c| c.iter().find(|c| c.type_ == "Ready"));
-    let key = match ready.map(|c| c.status.as_str()) {
-        Some("True") => return Ok(()),
-        Some("Unknown") => TAINT_UNREACHABLE,
-        _ => TAINT_NOT_READY,
+fn node_ready(p: &PreparedPod, info: &NodeInfo) -> Result<(), Unfit> {
+    let key = match info.facts.ready {
+        Some(true) => return Ok(()),
+        None => TAINT_UNREACHABLE,
+        Some(false) => TAINT_NOT_READY,
     };
     if tolerated(p.tolerations, key, "", "NoSchedule") {
         return Ok(());

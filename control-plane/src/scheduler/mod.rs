@@ -34,12 +34,40 @@ pub struct NodeInfo {
     pub pod_count: usize,
     /// Controller owner UID -> number of its pods on the node.
     pub pods_by_owner: HashMap<String, usize>,
+    /// The node's facts the filters read for every pod, taken out of `node` when it is set:
+    /// reading them there costs a chain of cache misses per node (conditions and their types
+    /// are separate allocations), which dominated scheduling 1,000 nodes.
+    pub(crate) facts: NodeFacts,
+}
+
+/// See `NodeInfo::facts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NodeFacts {
+    /// The `Ready` condition: `Some(true)` True, `None` Unknown, `Some(false)` anything else.
+    pub ready: Option<bool>,
+    /// `spec.unschedulable` (cordoned).
+    pub cordoned: bool,
+}
+
+impl NodeFacts {
+    fn of(node: &Node) -> Self {
+        let ready = node.status.as_ref().and_then(|s| s.conditions.as_ref()).and_then(|c| c.iter().find(|c| c.type_ == "Ready"));
+        NodeFacts {
+            ready: match ready.map(|c| c.status.as_str()) {
+                Some("True") => Some(true),
+                Some("Unknown") => None,
+                _ => Some(false),
+            },
+            cordoned: node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false),
+        }
+    }
 }
 
 impl NodeInfo {
     pub fn new(node: Node) -> Self {
         let allocatable = allocatable_of(&node);
         Self {
+            facts: NodeFacts::of(&node),
             node,
             allocatable,
             requested: Resources::default(),
@@ -52,6 +80,7 @@ impl NodeInfo {
     /// Replaces the node object (labels, taints, allocatable may have changed), keeping its pods.
     pub fn set_node(&mut self, node: Node) {
         self.allocatable = allocatable_of(&node);
+        self.facts = NodeFacts::of(&node);
         self.node = node;
     }
 

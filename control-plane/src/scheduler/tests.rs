@@ -385,3 +385,20 @@ fn scheduling_ten_thousand_pods_over_a_thousand_nodes_reports_throughput() {
     let secs = started.elapsed().as_secs_f64();
     println!("scheduled {scheduled} pods over {} nodes in {secs:.2}s: {:.0} pods/s", nodes.len(), scheduled as f64 / secs);
 }
+
+#[test]
+fn a_node_updated_in_place_is_filtered_by_its_new_readiness_and_cordon() {
+    // The filters read facts taken from the node when it is set: an update must refresh them.
+    let plain = pod(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}]}}));
+    let not_ready: Node = serde_json::from_value(json!({"metadata": {"name": "n"}, "status": {"allocatable": {"pods": "10"},
+        "conditions": [{"type": "Ready", "status": "False"}]}})).unwrap();
+    let mut info = NodeInfo::new(not_ready);
+    assert_eq!(filter(&plain, &info), Err(Unfit::NodeNotReady));
+    info.set_node(ready_node(json!({"metadata": {"name": "n"}, "status": {"allocatable": {"pods": "10"}}})));
+    assert_eq!(filter(&plain, &info), Ok(()));
+    info.set_node(ready_node(json!({"metadata": {"name": "n"}, "spec": {"unschedulable": true}, "status": {"allocatable": {"pods": "10"}}})));
+    assert_eq!(filter(&plain, &info), Err(Unfit::Unschedulable));
+    info.set_node(serde_json::from_value(json!({"metadata": {"name": "n"}, "status": {"allocatable": {"pods": "10"},
+        "conditions": [{"type": "Ready", "status": "Unknown"}]}})).unwrap());
+    assert_eq!(filter(&plain, &info), Err(Unfit::NodeNotReady));
+}

@@ -39,6 +39,9 @@ struct Shared {
     dir: PathBuf,
     size: usize,
     ready: Mutex<Vec<Warm>>,
+    /// Directories of claimed sandboxes, now empty: removed by the refill thread, off the pod's
+    /// start.
+    spent: Mutex<Vec<String>>,
     /// Signalled when a sandbox was taken (or the pool is shutting down).
     taken: Condvar,
     stop: Mutex<bool>,
@@ -58,7 +61,7 @@ impl WarmPool {
     pub fn start(data_dir: &Path, size: usize, network: Arc<PodNetwork>) -> WarmPool {
         let dir = data_dir.join("warm");
         destroy_all(&dir, Some(&network));
-        let shared = Arc::new(Shared { dir, size, ready: Mutex::new(Vec::new()), taken: Condvar::new(), stop: Mutex::new(false) });
+        let shared = Arc::new(Shared { dir, size, ready: Mutex::new(Vec::new()), spent: Mutex::new(Vec::new()), taken: Condvar::new(), stop: Mutex::new(false) });
         if size > 0 {
             let s = shared.clone();
             let spawned = std::thread::Builder::new().name("warm-sandboxes".into()).spawn(move || refill(&s, &network));
@@ -83,7 +86,7 @@ impl WarmPool {
             network.rebind(&key(&warm.id), uid).map_err(|e| e.to_string())?;
             Ok(Claimed { sandbox, ip: warm.ip })
         })();
-        let _ = std::fs::remove_dir_all(self.shared.dir.join(&warm.id));
+        self.shared.spent.lock().unwrap_or_else(PoisonError::into_inner).push(warm.id.clone());
         match handed {
             Ok(c) => {
                 debug!(uid, id = %warm.id, ip = %c.ip, "pod took a warm sandbox");
@@ -128,6 +131,9 @@ fn refill(shared: &Shared, network: &PodNetwork) {
     loop {
         if *shared.stop.lock().unwrap_or_else(PoisonError::into_inner) {
             return;
+        }
+        for id in std::mem::take(&mut *shared.spent.lock().unwrap_or_else(PoisonError::into_inner)) {
+            let _ = std::fs::remove_dir_all(shared.dir.join(id));
         }
         let missing = shared.size.saturating_sub(shared.ready.lock().unwrap_or_else(PoisonError::into_inner).len());
         if missing == 0 {
