@@ -85,4 +85,11 @@ fn node_agent_refuses_bad_flags_with_one_line() {
     }
     let (code, err) = run("node-agent", &["--node-ip", "127.0.0.1"]);
     assert_eq!(code, 2, "{err}");
+    // Flag values clap checks: its error names the flag and the range on its first line.
+    for bad in ["--warm-sandboxes=65", "--warm-sandboxes=-1", "--warm-sandboxes=four"] {
+        let args: Vec<&str> = base.iter().copied().chain(["--node-ip", "127.0.0.1", "--ca-file", "/x", "--token-file", "/x", bad]).collect();
+        let (code, err) = run("node-agent", &args);
+        assert_eq!(code, 2, "{bad}: {err}");
+        assert!(err.lines().next().unwrap_or_default().contains("--warm-sandboxes"), "{bad}: {err}");
+    }
 }

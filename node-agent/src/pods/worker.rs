@@ -76,6 +76,8 @@ struct Worker {
     slots: BTreeMap<String, Slot>,
     start_time: String,
     last_status: Value,
+    /// The spec last saved to `pod.json`: saved again only when the control plane sends a new one.
+    saved: Option<Arc<Value>>,
     exits: mpsc::UnboundedSender<String>,
     /// Events not reported yet.
     events: Vec<super::Event>,
@@ -96,6 +98,7 @@ pub async fn run(ctx: Arc<NodeContext>, uid: String, mut desired: watch::Receive
         slots: BTreeMap::new(),
         start_time: now(),
         last_status: Value::Null,
+        saved: None,
         exits,
         events: Vec::new(),
     };
@@ -269,8 +272,11 @@ impl Worker {
     }
 
     async fn sync(&mut self) {
-        if let Err(e) = std::fs::create_dir_all(&self.dir).and_then(|_| std::fs::write(self.dir.join("pod.json"), serde_json::to_vec(&*self.pod).unwrap_or_default())) {
-            warn!(error = %e, "saving the pod spec failed");
+        if self.saved.as_ref().is_none_or(|saved| !Arc::ptr_eq(saved, &self.pod)) {
+            match std::fs::create_dir_all(&self.dir).and_then(|_| std::fs::write(self.dir.join("pod.json"), serde_json::to_vec(&*self.pod).unwrap_or_default())) {
+                Ok(()) => self.saved = Some(self.pod.clone()),
+                Err(e) => warn!(error = %e, "saving the pod spec failed"),
+            }
         }
         if let Err(e) = self.ensure_sandbox().await {
             warn!(error = %e, "creating the pod sandbox failed");
