@@ -2,7 +2,7 @@
 //! Repeats of the same event on the same object are folded into one Event with a growing count,
 //! as Kubernetes' event correlator does.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
@@ -35,17 +35,53 @@ impl Involved {
     }
 }
 
+/// (object uid, type, reason, message).
+type FoldKey = (String, String, String, String);
+
+/// How many distinct events a recorder remembers for folding: upstream's correlator keeps an LRU
+/// of the same size. Without a bound the map would grow with every pod ever scheduled.
+const MAX_FOLDS: usize = 4096;
+
+/// Names of recent events by what they say, forgetting the oldest beyond `cap`. (Oldest by
+/// first sight: an event still repeating when it is forgotten starts a new Event object.)
+struct Folds {
+    cap: usize,
+    names: HashMap<FoldKey, String>,
+    order: VecDeque<FoldKey>,
+}
+
+impl Folds {
+    fn new(cap: usize) -> Self {
+        Folds { cap, names: HashMap::new(), order: VecDeque::new() }
+    }
+
+    fn get(&self, key: &FoldKey) -> Option<String> {
+        self.names.get(key).cloned()
+    }
+
+    fn insert(&mut self, key: FoldKey, name: String) {
+        if self.names.insert(key.clone(), name).is_none() {
+            self.order.push_back(key);
+        }
+        while self.order.len() > self.cap {
+            if let Some(old) = self.order.pop_front() {
+                self.names.remove(&old);
+            }
+        }
+    }
+}
+
 pub struct Recorder {
     api: Arc<ApiServer>,
     component: String,
     host: String,
-    /// (object uid, type, reason, message) -> event name, for folding repeats.
-    seen: Mutex<HashMap<(String, String, String, String), String>>,
+    /// Event names by what they say, for folding repeats.
+    seen: Mutex<Folds>,
 }
 
 impl Recorder {
     pub fn new(api: Arc<ApiServer>, component: &str, host: &str) -> Arc<Self> {
-        Arc::new(Recorder { api, component: component.into(), host: host.into(), seen: Mutex::new(HashMap::new()) })
+        Arc::new(Recorder { api, component: component.into(), host: host.into(), seen: Mutex::new(Folds::new(MAX_FOLDS)) })
     }
 
     /// Records without waiting: events are informational and must never slow a controller down.
@@ -63,7 +99,7 @@ impl Recorder {
         let Some(res) = self.api.registry.get("", "v1", "events") else { return Err("events not served".into()) };
         let now = object::now();
         let key = (involved.uid.clone(), type_.to_string(), reason.to_string(), message.to_string());
-        let existing = self.seen.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
+        let existing = self.seen.lock().unwrap_or_else(|p| p.into_inner()).get(&key);
         let q = Query::default();
         if let Some(name) = existing {
             let result = self
@@ -102,6 +138,20 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fold_memory_forgets_the_oldest_events_beyond_its_bound() {
+        let k = |i: usize| (format!("uid{i}"), "Normal".to_string(), "Scheduled".to_string(), String::new());
+        let mut folds = Folds::new(3);
+        for i in 0..5 {
+            folds.insert(k(i), format!("e{i}"));
+        }
+        folds.insert(k(4), "e4b".into());
+        assert_eq!((folds.names.len(), folds.order.len()), (3, 3));
+        assert_eq!(folds.get(&k(1)), None);
+        assert_eq!(folds.get(&k(2)), Some("e2".into()));
+        assert_eq!(folds.get(&k(4)), Some("e4b".into()));
+    }
 
     #[tokio::test]
     async fn repeated_events_fold_into_one_with_a_count() {

@@ -88,6 +88,7 @@ pub fn cleanup_node(data_dir: &std::path::Path, node_name: &str) -> Result<(), S
     }
     // Their links go with their namespaces; their address claims with the ipam directory below.
     warm::destroy_all(&data_dir.join("warm"), None);
+    network::PodNetwork::remove_stale_netns_links(data_dir);
     let cgroups = crate::cgroups::detect("tinykube").map_err(|e| e.to_string())?;
     if let Ok(Some(g)) = cgroups.open(&format!("tinykube/{node_name}")) {
         g.kill_all().map_err(|e| e.to_string())?;

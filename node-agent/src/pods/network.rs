@@ -182,6 +182,18 @@ impl PodNetwork {
         result.map(|_| ip)
     }
 
+    /// Removes the `/run/netns` entries `attach` made for namespaces under `data_dir` and did not
+    /// get to remove (the agent was stopped while wiring one).
+    pub fn remove_stale_netns_links(data_dir: &Path) {
+        for entry in fs::read_dir("/run/netns").into_iter().flatten().flatten() {
+            let is_ours = entry.file_name().to_string_lossy().starts_with("tkp-")
+                && fs::read_link(entry.path()).is_ok_and(|target| target.starts_with(data_dir));
+            if is_ours {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+
     /// Removes the pod's link (its pair goes with it) and frees its address. Idempotent.
     pub fn detach(&self, uid: &str) -> Result<()> {
         let veth = self.link_of(uid);
@@ -252,6 +264,30 @@ mod tests {
         net.detach("e").unwrap();
         assert_eq!(net.allocate("g").unwrap(), Ipv4Addr::new(10, 9, 0, 6));
         assert_eq!(net.allocate("h").unwrap(), Ipv4Addr::new(10, 9, 0, 2));
+    }
+
+    #[test]
+    fn only_netns_entries_left_for_this_data_dir_are_removed() {
+        let data = tempfile::tempdir().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        fs::create_dir_all("/run/netns").unwrap();
+        let id = std::process::id();
+        let ours = Path::new("/run/netns").join(format!("tkp-test{id}a"));
+        let theirs = Path::new("/run/netns").join(format!("tkp-test{id}b"));
+        struct Remove(Vec<PathBuf>);
+        impl Drop for Remove {
+            fn drop(&mut self) {
+                for p in &self.0 {
+                    let _ = fs::remove_file(p);
+                }
+            }
+        }
+        let _guard = Remove(vec![ours.clone(), theirs.clone()]);
+        std::os::unix::fs::symlink(data.path().join("warm/x/sandbox/ns/net"), &ours).unwrap();
+        std::os::unix::fs::symlink(other.path().join("pods/y/sandbox/ns/net"), &theirs).unwrap();
+        PodNetwork::remove_stale_netns_links(data.path());
+        assert!(fs::symlink_metadata(&ours).is_err(), "the entry for this data dir is gone");
+        assert!(fs::symlink_metadata(&theirs).is_ok(), "another agent's entry stays");
     }
 
     #[test]
