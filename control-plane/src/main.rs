@@ -1,5 +1,6 @@
 //! `control-plane`: serve the Kubernetes API for a cluster, or run a whole dev cluster with `up`.
 
+mod host_packages;
 mod server;
 mod up;
 

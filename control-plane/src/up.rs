@@ -13,6 +13,7 @@ use anyhow::{Context, Result, bail};
 use control_plane::cluster::net::{ClusterNetwork, NetConfig, cluster_id_for, run_in_netns};
 
 use crate::UpArgs;
+use crate::host_packages;
 use crate::server;
 
 fn step(msg: &str) {
@@ -89,6 +90,7 @@ pub async fn run(args: UpArgs, mut shutdown: crate::Shutdown) -> Result<()> {
     if args.nodes > 200 {
         bail!("--nodes {}: at most 200 nodes fit the node network", args.nodes);
     }
+    host_packages::ensure(&step);
     let t0 = Instant::now();
     fs::create_dir_all(&args.cluster.data_dir).with_context(|| format!("creating {}", args.cluster.data_dir.display()))?;
     let dir = fs::canonicalize(&args.cluster.data_dir)?;
@@ -145,10 +147,8 @@ pub async fn run(args: UpArgs, mut shutdown: crate::Shutdown) -> Result<()> {
             .stdout(log.try_clone()?)
             .stderr(log);
         // Demo images come from the host's static busybox (Debian's busybox-static).
-        if std::path::Path::new("/bin/busybox").exists() {
+        if host_packages::static_busybox_present() {
             cmd.args(["--demo-images-from", "/bin/busybox"]);
-        } else if i == 1 {
-            step("warning: /bin/busybox not found, so the demo images are not available (apt-get install busybox-static)");
         }
         // How to start this agent again by hand (after killing it, say): its netns and argv.
         let argv: Vec<String> = std::iter::once(cmd.get_program()).chain(cmd.get_args()).map(|a| a.to_string_lossy().into_owned()).collect();

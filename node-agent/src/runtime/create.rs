@@ -75,9 +75,9 @@ fn start(spec: &ContainerSpec) -> Result<Container> {
         command,
     };
     let flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID;
+    let cgroups = process::CgroupEntry::plan(&spec.cgroup_procs);
     let t0 = std::time::Instant::now();
-    let pid = process::clone_child(flags, &mut || init::child_main(&plan))
-        .map_err(|e| Error::Create(format!("cloning the container process: {}", e.desc())))?;
+    let pid = cgroups.clone_child(flags, &mut || init::child_main(&plan)).map_err(|e| Error::Create(format!("starting the container process: {e}")))?;
     let guard = ChildGuard::new(pid);
     // Only the child needs these; our copy of its socket end must go for end-of-file to mean exec.
     drop((child_sock, log, devnull, ns));
@@ -87,7 +87,7 @@ fn start(spec: &ContainerSpec) -> Result<Container> {
     let go = |g| channel::send_go(&sock, g).map_err(|e| Error::Create(format!("starting the container process: {e}")));
     go(Go::Setup)?;
     let t1 = std::time::Instant::now();
-    process::join_cgroups(&spec.cgroup_procs, pid).map_err(Error::Create)?;
+    cgroups.join_after_clone(pid).map_err(Error::Create)?;
     let t2 = std::time::Instant::now();
     let state = State::new(spec, pid.as_raw(), start_time);
     // Saved before the process may exec, so an agent killed from here on finds it on restart

@@ -105,12 +105,12 @@ pub fn exec(container: &Container, spec: ExecSpec) -> Result<ExecProcess> {
         creds: Credentials { uid: state.uid, gid: state.gid, groups: state.supplemental_gids.clone() },
         command,
     };
-    let pid = process::clone_child(CloneFlags::empty(), &mut || relay_main(&plan))
-        .map_err(|e| process::errno_io("cloning the exec process", e))?;
+    let cgroups = process::CgroupEntry::plan(&state.cgroup_procs);
+    let pid = cgroups.clone_child(CloneFlags::empty(), &mut || relay_main(&plan)).map_err(|e| Error::Run(format!("starting the exec process: {e}")))?;
     let guard = ChildGuard::new(pid);
     drop((child_sock, theirs));
     let pidfd = process::pidfd_open(pid.as_raw()).map_err(|e| process::errno_io("pidfd_open", e))?;
-    process::join_cgroups(&state.cgroup_procs, pid).map_err(Error::Run)?;
+    cgroups.join_after_clone(pid).map_err(Error::Run)?;
     channel::send_go(&sock, Go::Exec).map_err(|e| Error::io("starting the exec process", e))?;
     let mut pty = None;
     loop {
