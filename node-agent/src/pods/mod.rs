@@ -9,6 +9,7 @@ pub mod backoff;
 pub mod logs;
 pub mod network;
 pub mod probes;
+pub mod rtnl;
 pub mod spec;
 pub mod status;
 pub mod warm;

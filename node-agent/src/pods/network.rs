@@ -2,13 +2,17 @@
 //! pair per pod whose inner end is the pod's eth0. Allocations are files, so they survive agent
 //! restarts and an address is never handed out twice.
 //!
-//! Links and addresses are set with iproute2 (`ip -batch`, two invocations per pod).
+//! Links, addresses and routes are set over rtnetlink (`rtnl`); node routes (`routing`) still
+//! go through `ip -batch`, which they change rarely.
 
 use std::fs;
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Mutex, PoisonError};
+
+use super::rtnl::Rtnl;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -18,6 +22,8 @@ pub enum Error {
     Exhausted(String),
     #[error("`ip {args}` failed: {stderr}")]
     Ip { args: String, stderr: String },
+    #[error("{op}: {source}")]
+    Netlink { op: String, source: std::io::Error },
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
 }
@@ -36,6 +42,13 @@ pub struct PodNetwork {
     base: u32,
     size: u32,
     ipam: PathBuf,
+    /// A netlink socket in the agent's namespace, opened on first use.
+    rtnl: Mutex<Option<Rtnl>>,
+}
+
+fn netlink(op: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let op = op.into();
+    move |source| Error::Netlink { op, source }
 }
 
 /// Runs `ip [pre...] -batch -` with `commands` on stdin.
@@ -55,12 +68,6 @@ pub fn ip_batch(pre: &[&str], commands: &str) -> Result<()> {
     } else {
         Err(Error::Ip { args: format!("{} -batch: {}", pre.join(" "), commands.replace('\n', "; ")), stderr: String::from_utf8_lossy(&out.stderr).trim().to_string() })
     }
-}
-
-/// Whether a link exists in this process's network namespace. (`/sys/class/net` would show the
-/// namespace whoever mounted /sys was in: the host's, for an agent in a node namespace.)
-fn link_exists(name: &str) -> bool {
-    Command::new("ip").args(["link", "show", "dev", name]).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
 }
 
 pub fn parse_cidr(cidr: &str) -> Result<(u32, u8)> {
@@ -91,12 +98,41 @@ impl PodNetwork {
         fs::create_dir_all(ipam.join("by-uid")).map_err(io(format!("creating {}", ipam.display())))?;
         fs::create_dir_all(ipam.join("links")).map_err(io(format!("creating {}", ipam.display())))?;
         let bridge = "tkbr0".to_string();
-        if !link_exists(&bridge) {
-            ip_batch(&[], &format!("link add {bridge} type bridge\n"))?;
+        let net = PodNetwork { bridge, gateway, prefix_len, base, size, ipam, rtnl: Mutex::new(None) };
+        let index = net.with_rtnl(&format!("creating bridge {}", net.bridge), |r| {
+            let index = match r.link_index(&net.bridge)? {
+                Some(i) => i,
+                None => {
+                    r.add_bridge(&net.bridge)?;
+                    r.link_index(&net.bridge)?.ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))?
+                }
+            };
+            // `replace` keeps this idempotent across agent restarts.
+            r.add_address(index, gateway, prefix_len, true)?;
+            r.set_up(index, None)?;
+            Ok(index)
+        })?;
+        tracing::debug!(bridge = %net.bridge, index, "node bridge ready");
+        Ok(net)
+    }
+
+    /// Runs `f` with the agent's netlink socket (opened on first use); a failed request drops
+    /// the socket, so the next one starts clean.
+    fn with_rtnl<T>(&self, op: &str, f: impl FnOnce(&mut Rtnl) -> std::io::Result<T>) -> Result<T> {
+        let mut slot = self.rtnl.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_none() {
+            *slot = Some(Rtnl::open().map_err(netlink("opening a netlink socket"))?);
         }
-        // `replace` keeps this idempotent across agent restarts.
-        ip_batch(&[], &format!("addr replace {gateway}/{prefix_len} dev {bridge}\nlink set {bridge} up\n"))?;
-        Ok(PodNetwork { bridge, gateway, prefix_len, base, size, ipam })
+        let result = f(slot.as_mut().expect("opened above"));
+        if result.is_err() {
+            *slot = None;
+        }
+        result.map_err(netlink(op))
+    }
+
+    /// Whether a link exists in the agent's network namespace.
+    fn link_exists(&self, name: &str) -> bool {
+        self.with_rtnl("looking up a link", |r| r.link_index(name)).ok().flatten().is_some()
     }
 
     fn by_uid(&self, uid: &str) -> PathBuf {
@@ -160,30 +196,31 @@ impl PodNetwork {
     pub fn attach(&self, uid: &str, netns: &Path) -> Result<Ipv4Addr> {
         let ip = self.allocate(uid)?;
         let veth = host_veth(uid);
-        if link_exists(&veth) {
+        if self.link_exists(&veth) {
             return Ok(ip);
         }
-        // iproute2 names namespaces by /run/netns entries: expose ours there only while wiring it.
-        let name = format!("tkp-{veth}");
-        let link = Path::new("/run/netns").join(&name);
-        fs::create_dir_all("/run/netns").map_err(io("creating /run/netns"))?;
-        let _ = fs::remove_file(&link);
-        std::os::unix::fs::symlink(netns, &link).map_err(io(format!("linking {}", link.display())))?;
-        // Forget any MAC this node still remembers for the address (a pod that had it before).
-        let _ = ip_batch(&[], &format!("neigh flush to {ip}\n"));
-        let result = (|| {
-            ip_batch(&[], &format!("link add {veth} type veth peer name eth0 netns {name}\nlink set {veth} master {} up\n", self.bridge))?;
-            ip_batch(
-                &["-n", &name],
-                &format!("addr add {ip}/{} dev eth0\nlink set eth0 up\nroute add default via {}\n", self.prefix_len, self.gateway),
-            )
+        self.with_rtnl(&format!("wiring {veth} to the bridge"), |r| {
+            let bridge = r.link_index(&self.bridge)?.ok_or_else(|| std::io::Error::other(format!("bridge {} is missing", self.bridge)))?;
+            // Forget any MAC this node still remembers for the address (a pod that had it before).
+            let _ = r.del_neighbour(bridge, ip);
+            r.add_veth(&veth, "eth0", netns)?;
+            let index = r.link_index(&veth)?.ok_or_else(|| std::io::Error::other(format!("{veth} vanished after it was made")))?;
+            r.set_up(index, Some(bridge))
+        })?;
+        let (prefix_len, gateway) = (self.prefix_len, self.gateway);
+        let inside = (|| {
+            let mut r = Rtnl::open_in(netns)?;
+            let eth0 = r.link_index("eth0")?.ok_or_else(|| std::io::Error::other("eth0 is missing"))?;
+            r.add_address(eth0, ip, prefix_len, false)?;
+            r.set_up(eth0, None)?;
+            r.add_default_route(gateway)
         })();
-        let _ = fs::remove_file(&link);
-        result.map(|_| ip)
+        inside.map_err(netlink(format!("addressing eth0 in {}", netns.display())))?;
+        Ok(ip)
     }
 
-    /// Removes the `/run/netns` entries `attach` made for namespaces under `data_dir` and did not
-    /// get to remove (the agent was stopped while wiring one).
+    /// Removes the `/run/netns` entries agents before this one (which wired pods with `ip -n`)
+    /// made for namespaces under `data_dir` and did not get to remove.
     pub fn remove_stale_netns_links(data_dir: &Path) {
         for entry in fs::read_dir("/run/netns").into_iter().flatten().flatten() {
             let is_ours = entry.file_name().to_string_lossy().starts_with("tkp-")
@@ -199,7 +236,7 @@ impl PodNetwork {
         let veth = self.link_of(uid);
         // The kernel also removes the pair when the pod's namespace goes, and may be doing so
         // right now: a failed delete of a vanishing link must not keep the address claimed.
-        let unlinked = if link_exists(&veth) { ip_batch(&[], &format!("link del {veth}\n")).map_err(|e| (link_exists(&veth), e)) } else { Ok(()) };
+        let unlinked = self.with_rtnl(&format!("deleting {veth}"), |r| r.del_link(&veth)).map_err(|e| (self.link_exists(&veth), e));
         if let Some(ip) = self.address_of(uid) {
             let _ = fs::remove_file(self.ipam.join(ip.to_string()));
         }
@@ -242,6 +279,7 @@ mod tests {
             base: u32::from(Ipv4Addr::new(10, 9, 0, 0)),
             size: 8,
             ipam: dir.path().to_path_buf(),
+            rtnl: Mutex::new(None),
         };
         fs::create_dir_all(dir.path().join("by-uid")).unwrap();
         fs::create_dir_all(dir.path().join("links")).unwrap();
