@@ -562,6 +562,27 @@ fn remove_deletes_nested_groups_everywhere_and_is_idempotent() {
 }
 
 #[test]
+fn page_cache_a_finished_process_left_charged_is_given_back_before_removal() {
+    if !running_as_root() {
+        return;
+    }
+    let s = Scratch::on_host("release");
+    let group = s.create("pod1", &Limits::default());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("data");
+    // 4 MiB written from inside the group: page cache charged to it after the writer is gone.
+    let mut child = spawn_in(&group, "dd", &["if=/dev/zero", &format!("of={}", file.display()), "bs=1M", "count=4"]);
+    assert!(child.wait().expect("wait dd").success());
+    assert!(group.pids().expect("pids").is_empty());
+    let before = group.memory_usage().expect("usage");
+    assert!(before >= 4 << 20, "the written pages are charged to the group: {before}");
+    group.release_memory();
+    let after = group.memory_usage().expect("usage");
+    assert!(after < 1 << 20, "charges given back: {before} -> {after}");
+    group.remove().expect("remove");
+}
+
+#[test]
 fn open_finds_existing_groups_only_and_paths_outside_the_root_are_refused() {
     if !running_as_root() {
         return;
