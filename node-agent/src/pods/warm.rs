@@ -2,8 +2,8 @@
 //! eth0 that already has its address and default route) made ahead of time, so a new pod starts
 //! without waiting for them.
 //!
-//! Making a sandbox and wiring its network is most of a pod's start on the node (about 11 ms
-//! of 17, two thirds of it in `ip`). A pod takes a warm one when there is one: its directory is
+//! Making a sandbox and wiring its network takes a few milliseconds (creating the network
+//! namespace is most of it), a third of a pod's start on the node. A pod takes a warm one when there is one: its directory is
 //! renamed into the pod's (the namespace mounts move with it), its address claim is handed to
 //! the pod's uid, and its hostname is set; then a background thread makes another. With none
 //! left (a burst), pods make their own as before.
