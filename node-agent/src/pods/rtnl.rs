@@ -31,6 +31,10 @@ impl Rtnl {
         let mut socket = Socket::new(NETLINK_ROUTE)?;
         socket.bind_auto()?;
         socket.connect(&SocketAddr::new(0, 0))?;
+        // The kernel answers route requests before `send` returns; the timeout only turns a
+        // lost answer into an error instead of a worker stuck forever.
+        let timeout = nix::sys::time::TimeVal::new(5, 0);
+        nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::ReceiveTimeout, &timeout).map_err(io::Error::from)?;
         Ok(Rtnl { socket, seq: 0 })
     }
 
