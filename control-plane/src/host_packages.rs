@@ -94,7 +94,9 @@ pub fn ensure(say: &dyn Fn(&str)) {
         missing.iter().map(|w| w.why).collect::<Vec<_>>().join(", ")
     ));
     let t0 = Instant::now();
-    let ok = apt(&["update", "-qq"]) && apt(&[&["install", "-y", "-qq"][..], &names].concat());
+    // --no-remove: busybox-static replaces Debian's dynamic busybox; `up` never removes a package
+    // the host has, it says what is missing instead.
+    let ok = apt(&["update", "-qq"]) && apt(&[&["install", "-y", "-qq", "--no-remove"][..], &names].concat());
     let still: Vec<&Wanted> = missing.into_iter().filter(|w| !(w.present)()).collect();
     if ok && still.is_empty() {
         say(&format!("installed in {:.1} s", t0.elapsed().as_secs_f64()));
