@@ -70,6 +70,9 @@ impl Rtnl {
             while offset < rx.len() {
                 let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rx[offset..]).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
                 let len = reply.header.length as usize;
+                if len == 0 {
+                    break;
+                }
                 offset += (len + 3) & !3;
                 if reply.header.sequence_number != self.seq {
                     continue;
@@ -79,9 +82,6 @@ impl Rtnl {
                     NetlinkPayload::Error(_) | NetlinkPayload::Done(_) => return Ok(None),
                     NetlinkPayload::InnerMessage(m) => return Ok(Some(m)),
                     _ => {}
-                }
-                if len == 0 {
-                    break;
                 }
             }
         }
