@@ -138,6 +138,7 @@ impl Link {
             node_name: self.cfg.node_name.clone(),
             node_ip: self.cfg.node_ip.clone(),
             data_dir: self.cfg.data_dir.clone(),
+            cgroup_parent: crate::pods::node_cgroup(&self.cfg.data_dir, &self.cfg.node_name),
             images,
             cgroups,
             network,

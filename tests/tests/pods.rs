@@ -181,6 +181,24 @@ fn killing_the_agent_with_kill_9_leaves_its_pods_running_and_a_new_agent_adopts_
 }
 
 #[test]
+fn stopping_one_cluster_leaves_the_pods_of_another_clusters_same_named_node_running() {
+    // Both clusters have a node-1; each agent's cgroups are its own.
+    let keep = Cluster::up(1).unwrap();
+    apply(&keep, "apiVersion: v1\nkind: Pod\nmetadata: {name: bystander}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers: [{name: c, image: demo/busybox, command: [sleep, \"3600\"]}]\n");
+    wait_running(&keep, "bystander");
+    let id = jsonpath(&keep, "bystander", "{.status.containerStatuses[0].containerID}");
+    {
+        let other = Cluster::up(1).unwrap();
+        apply(&other, "apiVersion: v1\nkind: Pod\nmetadata: {name: neighbour}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers: [{name: c, image: demo/busybox, command: [sleep, \"3600\"]}]\n");
+        wait_running(&other, "neighbour");
+    } // `other` stops here and removes its node's pods.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(jsonpath(&keep, "bystander", "{.status.phase}"), "Running");
+    assert_eq!(jsonpath(&keep, "bystander", "{.status.containerStatuses[0].containerID}"), id, "the same container, never restarted");
+    assert!(keep.kubectl(&["exec", "bystander", "--", "echo", "alive"]).contains("alive"));
+}
+
+#[test]
 fn creating_and_deleting_many_pods_leaves_nothing_behind_on_the_node() {
     let c = Cluster::up(1).unwrap();
     let node_dir = c.dir.path().join("nodes/node-1");
@@ -193,6 +211,8 @@ fn creating_and_deleting_many_pods_leaves_nothing_behind_on_the_node() {
     eventually(WAIT, "12 running pods", || {
         (c.kubectl(&["get", "pods", "-l", "churn=yes", "--field-selector=status.phase=Running", "-o", "name"]).lines().count() == 12).then_some(())
     });
+    let uids: Vec<String> = c.kubectl(&["get", "pods", "-l", "churn=yes", "-o", "jsonpath={.items[*].metadata.uid}"]).split_whitespace().map(String::from).collect();
+    assert_eq!(uids.len(), 12);
     c.kubectl(&["delete", "pods", "-l", "churn=yes", "--grace-period=1"]);
     eventually(WAIT, "pods gone from the API", || c.kubectl(&["get", "pods", "-o", "name"]).trim().is_empty().then_some(()));
     // What remains is the agent's full pool of warm sandboxes (its default 4): their three
@@ -210,8 +230,12 @@ fn creating_and_deleting_many_pods_leaves_nothing_behind_on_the_node() {
             .map(|d| d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().parse::<std::net::Ipv4Addr>().is_ok()).map(|e| std::fs::read_to_string(e.path()).unwrap_or_default()).collect())
             .unwrap_or_default();
         let claims = claimants.iter().filter(|c| !c.starts_with("warm-")).count();
-        let cgroups = std::fs::read_dir("/sys/fs/cgroup/memory/tinykube/node-1").map(|d| d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().starts_with("pod")).count()).unwrap_or(0)
-            + std::fs::read_dir("/sys/fs/cgroup/tinykube/node-1").map(|d| d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().starts_with("pod")).count()).unwrap_or(0);
+        // Pod groups are named after the pod's uid, under a group per agent (v1 memory or v2).
+        let cgroups = ["/sys/fs/cgroup/memory/tinykube", "/sys/fs/cgroup/tinykube"]
+            .iter()
+            .flat_map(|root| std::fs::read_dir(root).into_iter().flatten().flatten())
+            .filter(|node| uids.iter().any(|uid| node.path().join(format!("pod{uid}")).exists()))
+            .count();
         let pool_full = warm == 4 && warm_mounts == 3 * warm && claimants.len() - claims == warm;
         (pod_dirs == 0 && mounts == 0 && claims == 0 && cgroups == 0 && pool_full).then_some(warm)
     });

@@ -31,6 +31,8 @@ pub struct NodeContext {
     pub node_name: String,
     pub node_ip: String,
     pub data_dir: PathBuf,
+    /// This agent's group under the cgroup root (see `node_cgroup`).
+    pub cgroup_parent: String,
     pub images: ImageStore,
     pub cgroups: Box<dyn CgroupManager>,
     pub network: Arc<network::PodNetwork>,
@@ -52,7 +54,7 @@ impl NodeContext {
     }
     /// Cgroup path of a pod (and, with a container name, of one of its containers).
     pub fn cgroup_path(&self, uid: &str, container: Option<&str>) -> String {
-        let pod = format!("tinykube/{}/pod{uid}", self.node_name);
+        let pod = format!("{}/pod{uid}", self.cgroup_parent);
         match container {
             Some(c) => format!("{pod}/{c}"),
             None => pod,
@@ -83,6 +85,18 @@ pub struct Event {
 
 /// Removes every pod this node runs (containers, mounts, cgroups, addresses): for tearing a node
 /// down for good, never on an ordinary agent restart.
+/// The cgroup group that holds a node agent's pods: `tinykube/NODE-HASH`, HASH naming the agent's
+/// data directory. Node names repeat across clusters on one machine (every `up` has a `node-1`),
+/// and an agent that stops removes its whole group: named by node alone, one cluster stopping
+/// killed another's pods.
+pub fn node_cgroup(data_dir: &std::path::Path, node_name: &str) -> String {
+    use sha2::Digest;
+    let dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    let digest = sha2::Sha256::digest(dir.as_os_str().as_encoded_bytes());
+    let hash: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    format!("tinykube/{node_name}-{hash}")
+}
+
 pub fn cleanup_node(data_dir: &std::path::Path, node_name: &str) -> Result<(), String> {
     for entry in std::fs::read_dir(data_dir.join("pods")).into_iter().flatten().flatten() {
         worker::remove_pod_dir(&entry.path());
@@ -91,7 +105,7 @@ pub fn cleanup_node(data_dir: &std::path::Path, node_name: &str) -> Result<(), S
     warm::destroy_all(&data_dir.join("warm"), None);
     network::PodNetwork::remove_stale_netns_links(data_dir);
     let cgroups = crate::cgroups::detect("tinykube").map_err(|e| e.to_string())?;
-    if let Ok(Some(g)) = cgroups.open(&format!("tinykube/{node_name}")) {
+    if let Ok(Some(g)) = cgroups.open(&node_cgroup(data_dir, node_name)) {
         g.kill_all().map_err(|e| e.to_string())?;
         g.remove().map_err(|e| e.to_string())?;
     }
@@ -166,5 +180,20 @@ impl PodManager {
         }
         // Drop senders of workers that already finished.
         self.workers.retain(|_, tx| !tx.is_closed());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_cgroups_differ_between_data_dirs_and_not_between_spellings_of_one() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let name = node_cgroup(a.path(), "node-1");
+        assert!(name.starts_with("tinykube/node-1-") && name.len() == "tinykube/node-1-".len() + 8, "{name}");
+        assert_ne!(name, node_cgroup(b.path(), "node-1"), "two clusters' node-1 must not share a group");
+        assert_eq!(name, node_cgroup(&a.path().join("."), "node-1"));
+        assert_ne!(name, node_cgroup(a.path(), "node-2"));
     }
 }
