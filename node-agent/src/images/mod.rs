@@ -33,6 +33,7 @@ pub use command::{command_line, expand, expand_env};
 pub use demo::build_demo_archive;
 pub use reference::{Reference, normalize};
 pub use store::{Image, ImageConfig, ImageStore};
+pub(crate) use store::hex;
 
 use std::io;
 use std::path::Path;

@@ -83,8 +83,6 @@ pub struct Event {
     pub message: String,
 }
 
-/// Removes every pod this node runs (containers, mounts, cgroups, addresses): for tearing a node
-/// down for good, never on an ordinary agent restart.
 /// The cgroup group that holds a node agent's pods: `tinykube/NODE-HASH`, HASH naming the agent's
 /// data directory. Node names repeat across clusters on one machine (every `up` has a `node-1`),
 /// and an agent that stops removes its whole group: named by node alone, one cluster stopping
@@ -93,10 +91,11 @@ pub fn node_cgroup(data_dir: &std::path::Path, node_name: &str) -> String {
     use sha2::Digest;
     let dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
     let digest = sha2::Sha256::digest(dir.as_os_str().as_encoded_bytes());
-    let hash: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
-    format!("tinykube/{node_name}-{hash}")
+    format!("tinykube/{node_name}-{}", crate::images::hex(&digest[..4]))
 }
 
+/// Removes every pod this node runs (containers, mounts, cgroups, addresses): for tearing a node
+/// down for good, never on an ordinary agent restart.
 pub fn cleanup_node(data_dir: &std::path::Path, node_name: &str) -> Result<(), String> {
     for entry in std::fs::read_dir(data_dir.join("pods")).into_iter().flatten().flatten() {
         worker::remove_pod_dir(&entry.path());

@@ -42,6 +42,8 @@ pub struct PodNetwork {
     base: u32,
     size: u32,
     ipam: PathBuf,
+    /// The bridge's link index, looked up once at setup.
+    bridge_index: u32,
     /// A netlink socket in the agent's namespace, opened on first use.
     rtnl: Mutex<Option<Rtnl>>,
 }
@@ -98,8 +100,8 @@ impl PodNetwork {
         fs::create_dir_all(ipam.join("by-uid")).map_err(io(format!("creating {}", ipam.display())))?;
         fs::create_dir_all(ipam.join("links")).map_err(io(format!("creating {}", ipam.display())))?;
         let bridge = "tkbr0".to_string();
-        let net = PodNetwork { bridge, gateway, prefix_len, base, size, ipam, rtnl: Mutex::new(None) };
-        let index = net.with_rtnl(&format!("creating bridge {}", net.bridge), |r| {
+        let mut net = PodNetwork { bridge, gateway, prefix_len, base, size, ipam, bridge_index: 0, rtnl: Mutex::new(None) };
+        net.bridge_index = net.with_rtnl(&format!("creating bridge {}", net.bridge), |r| {
             let index = match r.link_index(&net.bridge)? {
                 Some(i) => i,
                 None => {
@@ -112,7 +114,7 @@ impl PodNetwork {
             r.set_up(index, None)?;
             Ok(index)
         })?;
-        tracing::debug!(bridge = %net.bridge, index, "node bridge ready");
+        tracing::debug!(bridge = %net.bridge, index = net.bridge_index, "node bridge ready");
         Ok(net)
     }
 
@@ -200,12 +202,11 @@ impl PodNetwork {
             return Ok(ip);
         }
         self.with_rtnl(&format!("wiring {veth} to the bridge"), |r| {
-            let bridge = r.link_index(&self.bridge)?.ok_or_else(|| std::io::Error::other(format!("bridge {} is missing", self.bridge)))?;
             // Forget any MAC this node still remembers for the address (a pod that had it before).
-            let _ = r.del_neighbour(bridge, ip);
+            let _ = r.del_neighbour(self.bridge_index, ip);
             r.add_veth(&veth, "eth0", netns)?;
             let index = r.link_index(&veth)?.ok_or_else(|| std::io::Error::other(format!("{veth} vanished after it was made")))?;
-            r.set_up(index, Some(bridge))
+            r.set_up(index, Some(self.bridge_index))
         })?;
         let (prefix_len, gateway) = (self.prefix_len, self.gateway);
         let inside = (|| {
@@ -279,6 +280,7 @@ mod tests {
             base: u32::from(Ipv4Addr::new(10, 9, 0, 0)),
             size: 8,
             ipam: dir.path().to_path_buf(),
+            bridge_index: 0,
             rtnl: Mutex::new(None),
         };
         fs::create_dir_all(dir.path().join("by-uid")).unwrap();
