@@ -132,12 +132,18 @@ impl Link {
             info!(archive = %archive.display(), images = imported.len(), "images preloaded");
         }
         let cgroups = crate::cgroups::detect("tinykube").map_err(|e| e.to_string())?;
-        let network = Arc::new(crate::pods::network::PodNetwork::setup(&assigned.pod_cidr, &self.cfg.data_dir).map_err(|e| e.to_string())?);
-        let warm = crate::pods::warm::WarmPool::start(&self.cfg.data_dir, self.cfg.warm_sandboxes, network.clone());
+        let run_dir = crate::pods::run_dir::prepare(&self.cfg.data_dir).map_err(|e| format!("preparing the agent's state directory: {e}"))?;
+        crate::pods::run_dir::prepare_disk(&self.cfg.data_dir).map_err(|e| format!("preparing the pods' disk directory: {e}"))?;
+        crate::pods::run_dir::move_in(&self.cfg.data_dir, "ipam").map_err(|e| format!("moving address claims to {}: {e}", run_dir.display()))?;
+        let network = Arc::new(crate::pods::network::PodNetwork::setup(&assigned.pod_cidr, &run_dir).map_err(|e| e.to_string())?);
+        // Warm sandboxes of an agent from before the tmpfs (their claims just moved in).
+        crate::pods::warm::destroy_all(&self.cfg.data_dir.join("warm"), Some(&network));
+        let warm = crate::pods::warm::WarmPool::start(&run_dir, self.cfg.warm_sandboxes, network.clone());
         let ctx = Arc::new(NodeContext {
             node_name: self.cfg.node_name.clone(),
             node_ip: self.cfg.node_ip.clone(),
             data_dir: self.cfg.data_dir.clone(),
+            run_dir,
             cgroup_parent: crate::pods::node_cgroup(&self.cfg.data_dir, &self.cfg.node_name),
             images,
             cgroups,

@@ -26,11 +26,21 @@ fn valid_segment(s: &str) -> bool {
 }
 
 impl Agent {
+    /// The pod's disk directory: its logs.
     fn pod_dir(&self, uid: &str) -> Result<PathBuf, Status> {
         if !valid_segment(uid) {
             return Err(Status::invalid_argument("invalid pod uid"));
         }
         Ok(self.data_dir.join("pods").join(uid))
+    }
+
+    /// Where the state of the pod's container `name` is: on the agent's tmpfs, or for a pod
+    /// adopted from an agent from before it, beside the logs.
+    fn state_dir(&self, uid: &str, name: &str) -> Result<PathBuf, Status> {
+        let on_disk = self.pod_dir(uid)?;
+        let on_tmpfs = crate::pods::run_dir::path(&self.data_dir).join("pods").join(uid);
+        let dir = if on_tmpfs.exists() || !on_disk.join("pod.json").exists() { on_tmpfs } else { on_disk };
+        Ok(dir.join("containers").join(name))
     }
 }
 
@@ -66,7 +76,7 @@ impl AgentService for Agent {
         };
         let limit = (r.limit_bytes > 0).then_some(r.limit_bytes as usize);
         let (tx, rx) = mpsc::channel(16);
-        let state_dir = pod_dir.join("containers").join(&r.container);
+        let state_dir = self.state_dir(&r.pod_uid, &r.container)?;
         tokio::spawn(async move {
             let (mut data, mut offset) = logs::read_rendered(&log, &opts);
             let mut sent = 0usize;
@@ -119,7 +129,7 @@ impl AgentService for Agent {
         if !valid_segment(&start.container) {
             return Err(Status::invalid_argument("invalid container name"));
         }
-        let state_dir = self.pod_dir(&start.pod_uid)?.join("containers").join(&start.container);
+        let state_dir = self.state_dir(&start.pod_uid, &start.container)?;
         let container = Container::load(&state_dir)
             .map_err(|e| Status::internal(e.to_string()))?
             .ok_or_else(|| Status::not_found(format!("container \"{}\" is not running", start.container)))?;

@@ -1,5 +1,6 @@
 //! Pods as real containers, through real kubectl against `control-plane up`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use e2e::{Cluster, eventually, newest_kubectl, stderr, stdout};
@@ -217,16 +218,22 @@ fn creating_and_deleting_many_pods_leaves_nothing_behind_on_the_node() {
     eventually(WAIT, "pods gone from the API", || c.kubectl(&["get", "pods", "-o", "name"]).trim().is_empty().then_some(()));
     // What remains is the agent's full pool of warm sandboxes (its default 4): their three
     // namespace mounts each, an address claim each (held by warm-ID) and a veth each.
+    // The agent's state is on the tmpfs it mounts at run/ (specs, sandboxes, claims), logs,
+    // volumes and writable layers under pods/.
     let node = node_dir.to_string_lossy().into_owned();
-    let warm_dir = node_dir.join("warm").to_string_lossy().into_owned();
+    let run_dir = node_dir.join("run");
+    let run = run_dir.to_string_lossy().into_owned();
+    let warm_dir = run_dir.join("warm").to_string_lossy().into_owned();
     let warm = eventually(WAIT, "nothing left on the node but the warm sandboxes", || {
-        let pod_dirs = std::fs::read_dir(node_dir.join("pods")).map(|d| d.count()).unwrap_or(0);
+        let count = |d: PathBuf| std::fs::read_dir(d).map(|d| d.count()).unwrap_or(0);
+        let pod_dirs = count(node_dir.join("pods")) + count(run_dir.join("pods"));
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mounts = mountinfo.lines().filter(|l| l.contains(&node) && !l.contains(&warm_dir)).count();
+        let is_state_tmpfs = |l: &&str| l.split(' ').nth(4) == Some(run.as_str());
+        let mounts = mountinfo.lines().filter(|l| l.contains(&node) && !l.contains(&warm_dir) && !is_state_tmpfs(l)).count();
         let warm_mounts = mountinfo.lines().filter(|l| l.contains(&warm_dir)).count();
-        let warm = std::fs::read_dir(node_dir.join("warm")).map(|d| d.count()).unwrap_or(0);
+        let warm = count(run_dir.join("warm"));
         // Address claims are files named by the address they claim, holding the claimant.
-        let claimants: Vec<String> = std::fs::read_dir(node_dir.join("ipam"))
+        let claimants: Vec<String> = std::fs::read_dir(run_dir.join("ipam"))
             .map(|d| d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().parse::<std::net::Ipv4Addr>().is_ok()).map(|e| std::fs::read_to_string(e.path()).unwrap_or_default()).collect())
             .unwrap_or_default();
         let claims = claimants.iter().filter(|c| !c.starts_with("warm-")).count();

@@ -1,15 +1,17 @@
 //! The pod manager: runs the pods the control plane binds to this node as real containers,
 //! one worker task per pod, and reports their status back.
 //!
-//! Everything a pod has on the node lives under `DATA/pods/<uid>/` (its last spec, sandbox
-//! namespaces, container state, logs, volumes), so a restarted agent adopts running pods from
-//! there instead of killing them.
+//! A pod's spec, sandbox namespaces and container state live under `DATA/run/pods/<uid>/` (a
+//! tmpfs, see `run_dir`), its logs, volumes and writable layers under `DATA/pods/<uid>/`; a
+//! restarted agent adopts running pods from there instead of killing them. Pods of an agent from
+//! before that split keep everything in `DATA/pods/<uid>/` and are adopted from there.
 
 pub mod backoff;
 pub mod logs;
 pub mod network;
 pub mod probes;
 pub mod rtnl;
+pub mod run_dir;
 pub mod spec;
 pub mod status;
 pub mod warm;
@@ -31,6 +33,8 @@ pub struct NodeContext {
     pub node_name: String,
     pub node_ip: String,
     pub data_dir: PathBuf,
+    /// The tmpfs for volatile state (see `run_dir`).
+    pub run_dir: PathBuf,
     /// This agent's group under the cgroup root (see `node_cgroup`).
     pub cgroup_parent: String,
     pub images: ImageStore,
@@ -49,8 +53,14 @@ pub struct NodeContext {
 }
 
 impl NodeContext {
+    /// Where pods' specs, sandboxes and container state are.
     pub fn pods_dir(&self) -> PathBuf {
-        self.data_dir.join("pods")
+        self.run_dir.join("pods")
+    }
+    /// Where a pod's logs, volumes and writable layers are (and, for a pod an agent from before
+    /// the tmpfs made, everything).
+    pub fn disk_dir(&self, uid: &str) -> PathBuf {
+        self.data_dir.join("pods").join(uid)
     }
     /// Cgroup path of a pod (and, with a container name, of one of its containers).
     pub fn cgroup_path(&self, uid: &str, container: Option<&str>) -> String {
@@ -97,11 +107,17 @@ pub fn node_cgroup(data_dir: &std::path::Path, node_name: &str) -> String {
 /// Removes every pod this node runs (containers, mounts, cgroups, addresses): for tearing a node
 /// down for good, never on an ordinary agent restart.
 pub fn cleanup_node(data_dir: &std::path::Path, node_name: &str) -> Result<(), String> {
-    for entry in std::fs::read_dir(data_dir.join("pods")).into_iter().flatten().flatten() {
-        worker::remove_pod_dir(&entry.path());
+    let run = run_dir::path(data_dir);
+    // Pods of this agent, then any an agent from before the tmpfs left on disk.
+    for pods in [run.join("pods"), data_dir.join("pods")] {
+        for entry in std::fs::read_dir(pods).into_iter().flatten().flatten() {
+            worker::remove_pod_dir(&entry.path());
+        }
     }
     // Their links go with their namespaces; their address claims with the ipam directory below.
-    warm::destroy_all(&data_dir.join("warm"), None);
+    for dir in [&run, data_dir] {
+        warm::destroy_all(&dir.join("warm"), None);
+    }
     network::PodNetwork::remove_stale_netns_links(data_dir);
     let cgroups = crate::cgroups::detect("tinykube").map_err(|e| e.to_string())?;
     if let Ok(Some(g)) = cgroups.open(&node_cgroup(data_dir, node_name)) {
@@ -109,6 +125,8 @@ pub fn cleanup_node(data_dir: &std::path::Path, node_name: &str) -> Result<(), S
         g.remove().map_err(|e| e.to_string())?;
     }
     let _ = std::fs::remove_dir_all(data_dir.join("ipam"));
+    let _ = std::fs::remove_dir_all(data_dir.join("pods"));
+    run_dir::remove(data_dir);
     Ok(())
 }
 
@@ -123,21 +141,31 @@ pub struct PodManager {
 }
 
 impl PodManager {
-    /// Starts workers for pods found on disk (adoption after an agent restart).
+    /// Starts workers for the pods an earlier agent left (adoption after an agent restart).
     pub fn new(ctx: Arc<NodeContext>) -> Self {
         let mut m = PodManager { ctx, workers: HashMap::new() };
         let dir = m.ctx.pods_dir();
         let _ = std::fs::create_dir_all(&dir);
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let on_disk = m.ctx.data_dir.join("pods");
+        let mut found = HashSet::new();
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().chain(std::fs::read_dir(&on_disk).into_iter().flatten()).flatten() {
+            let uid = entry.file_name().to_string_lossy().into_owned();
             let spec = entry.path().join("pod.json");
             match std::fs::read(&spec).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok()) {
-                Some(pod) => {
-                    info!(pod = %worker::pod_key(&pod), "adopting pod found on disk");
+                Some(pod) if found.insert(uid.clone()) => {
+                    info!(pod = %worker::pod_key(&pod), "adopting pod found on the node");
                     m.upsert(pod);
+                }
+                Some(_) => {}
+                // The disk half of a pod whose state is on the tmpfs: adopted with it, or (the
+                // machine restarted, the tmpfs is new) left from a pod that is gone.
+                None if entry.path().starts_with(&on_disk) => {
+                    if !dir.join(&uid).exists() {
+                        worker::cleanup_leftovers(&m.ctx, &uid);
+                    }
                 }
                 None => {
                     // A pod directory without its spec: half-created before a crash; remove it.
-                    let uid = entry.file_name().to_string_lossy().into_owned();
                     worker::cleanup_leftovers(&m.ctx, &uid);
                 }
             }

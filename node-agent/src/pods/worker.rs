@@ -69,7 +69,10 @@ impl Slot {
 struct Worker {
     ctx: Arc<NodeContext>,
     uid: String,
+    /// Spec, sandbox and container state (on the agent's tmpfs).
     dir: PathBuf,
+    /// Logs, volumes and writable layers.
+    disk: PathBuf,
     pod: Arc<Value>,
     sandbox: Option<Sandbox>,
     ip: Option<String>,
@@ -87,11 +90,12 @@ pub async fn run(ctx: Arc<NodeContext>, uid: String, mut desired: watch::Receive
     let Some(pod) = desired.borrow().clone() else { return };
     let span = info_span!("pod", pod = %pod_key(&pod), uid = %uid);
     let (exits, mut exited) = mpsc::unbounded_channel();
-    let dir = ctx.pods_dir().join(&uid);
+    let (dir, disk) = pod_dirs(&ctx, &uid);
     let mut w = Worker {
         ctx,
         uid,
         dir,
+        disk,
         pod,
         sandbox: None,
         ip: None,
@@ -141,9 +145,20 @@ async fn sleep_until(when: Option<Instant>) {
     }
 }
 
+/// The pod's state directory (on the tmpfs) and its disk directory (logs, volumes, writable
+/// layers). A pod adopted from an agent from before the tmpfs keeps both on disk, in one.
+fn pod_dirs(ctx: &NodeContext, uid: &str) -> (PathBuf, PathBuf) {
+    let (dir, disk) = (ctx.pods_dir().join(uid), ctx.disk_dir(uid));
+    if !dir.exists() && disk.join("pod.json").exists() {
+        return (disk.clone(), disk);
+    }
+    (dir, disk)
+}
+
 /// Removes what a pod left on the node when nothing else is known about it.
 pub fn cleanup_leftovers(ctx: &NodeContext, uid: &str) {
     remove_pod_dir(&ctx.pods_dir().join(uid));
+    remove_pod_dir(&ctx.disk_dir(uid));
     let _ = ctx.network.detach(uid);
     if let Ok(Some(g)) = ctx.cgroups.open(&ctx.cgroup_path(uid, None)) {
         let _ = g.kill_all();
@@ -478,7 +493,7 @@ impl Worker {
         let cdir = self.container_dir(name);
         // Numbered like the restart count this start will have, so `--previous` finds the last one.
         let restart = self.slots.get(name).map(|s| s.meta.restart_count + u32::from(s.meta.last.is_some())).unwrap_or(0);
-        let log_dir = self.dir.join("logs").join(name);
+        let log_dir = self.disk.join("logs").join(name);
         std::fs::create_dir_all(&log_dir).map_err(|e| create_err(format!("creating {}: {e}", log_dir.display())))?;
         let mut mounts = vec![
             Mount { source: self.dir.join("hosts"), destination: "/etc/hosts".into(), read_only: false },
@@ -487,7 +502,7 @@ impl Worker {
         ];
         for vm in c["volumeMounts"].as_array().into_iter().flatten() {
             let (Some(vol), Some(path)) = (vm["name"].as_str(), vm["mountPath"].as_str()) else { continue };
-            let Some((source, create)) = spec::volume_source(&self.dir, &self.pod, vol) else {
+            let Some((source, create)) = spec::volume_source(&self.disk, &self.pod, vol) else {
                 return Err(create_err(format!("volume {vol:?} has a kind this node does not support")));
             };
             if create {
@@ -500,8 +515,11 @@ impl Worker {
             .cgroups
             .create(&self.ctx.cgroup_path(&self.uid, Some(name)), &spec::limits(c))
             .map_err(|e| create_err(format!("creating the container's cgroup: {e}")))?;
-        // A fresh writable layer per start, as a new container would have.
+        // A fresh writable layer per start, as a new container would have. It is on disk; only
+        // the mount point is with the container's state.
+        let layer = self.disk.join("rootfs").join(name);
         let _ = std::fs::remove_dir_all(cdir.join("rootfs"));
+        let _ = std::fs::remove_dir_all(&layer);
         let cwd = c["workingDir"].as_str().filter(|s| !s.is_empty()).map(PathBuf::from).or_else(|| {
             (!image.config.working_dir.is_empty()).then(|| PathBuf::from(&image.config.working_dir))
         });
@@ -510,9 +528,9 @@ impl Worker {
             state_dir: cdir.clone(),
             rootfs: Rootfs {
                 layers: image.layers.clone(),
-                upper_dir: cdir.join("rootfs/upper"),
-                work_dir: cdir.join("rootfs/work"),
-                mount_point: cdir.join("rootfs/merged"),
+                upper_dir: layer.join("upper"),
+                work_dir: layer.join("work"),
+                mount_point: cdir.join("rootfs"),
             },
             namespaces: sandbox.namespaces(),
             mounts,

@@ -4,6 +4,7 @@ use std::fs::{self, File, OpenOptions};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use nix::sched::CloneFlags;
 
@@ -74,10 +75,11 @@ fn start(spec: &ContainerSpec) -> Result<Container> {
         creds: Credentials { uid: spec.uid, gid: spec.gid, groups: spec.supplemental_gids.clone() },
         command,
     };
+    let plan = Arc::new(plan);
     let flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID;
     let cgroups = process::CgroupEntry::plan(&spec.cgroup_procs);
     let t0 = std::time::Instant::now();
-    let pid = cgroups.clone_child(flags, &mut || init::child_main(&plan)).map_err(|e| Error::Create(format!("starting the container process: {e}")))?;
+    let pid = process::spawn_sharing_memory(flags, &cgroups, plan.clone(), init::child_main).map_err(|e| Error::Create(format!("starting the container process: {e}")))?;
     let guard = ChildGuard::new(pid);
     // Only the child needs these; our copy of its socket end must go for end-of-file to mean exec.
     drop((child_sock, log, devnull, ns));
