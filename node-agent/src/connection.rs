@@ -136,8 +136,10 @@ impl Link {
         crate::pods::run_dir::prepare_disk(&self.cfg.data_dir).map_err(|e| format!("preparing the pods' disk directory: {e}"))?;
         crate::pods::run_dir::move_in(&self.cfg.data_dir, "ipam").map_err(|e| format!("moving address claims to {}: {e}", run_dir.display()))?;
         let network = Arc::new(crate::pods::network::PodNetwork::setup(&assigned.pod_cidr, &run_dir).map_err(|e| e.to_string())?);
-        // Warm sandboxes of an agent from before the tmpfs (their claims just moved in).
+        // Warm sandboxes of an agent from before the tmpfs (their claims just moved in), and
+        // /run/netns entries of older agents still.
         crate::pods::warm::destroy_all(&self.cfg.data_dir.join("warm"), Some(&network));
+        crate::pods::network::PodNetwork::remove_stale_netns_links(&self.cfg.data_dir);
         let warm = crate::pods::warm::WarmPool::start(&run_dir, self.cfg.warm_sandboxes, network.clone());
         let ctx = Arc::new(NodeContext {
             node_name: self.cfg.node_name.clone(),

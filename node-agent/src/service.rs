@@ -34,13 +34,10 @@ impl Agent {
         Ok(self.data_dir.join("pods").join(uid))
     }
 
-    /// Where the state of the pod's container `name` is: on the agent's tmpfs, or for a pod
-    /// adopted from an agent from before it, beside the logs.
+    /// Where the state of the pod's container `name` is (see `run_dir::pod_state_dir`).
     fn state_dir(&self, uid: &str, name: &str) -> Result<PathBuf, Status> {
-        let on_disk = self.pod_dir(uid)?;
-        let on_tmpfs = crate::pods::run_dir::path(&self.data_dir).join("pods").join(uid);
-        let dir = if on_tmpfs.exists() || !on_disk.join("pod.json").exists() { on_tmpfs } else { on_disk };
-        Ok(dir.join("containers").join(name))
+        self.pod_dir(uid)?;
+        Ok(crate::pods::run_dir::pod_state_dir(&self.data_dir, uid).join("containers").join(name))
     }
 }
 

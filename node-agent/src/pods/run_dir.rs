@@ -44,6 +44,13 @@ pub fn prepare(data_dir: &Path) -> std::io::Result<PathBuf> {
     Ok(dir)
 }
 
+/// Where the pod `uid`'s spec, sandbox and container state are: on the tmpfs, or, for a pod an
+/// agent from before the tmpfs made (its spec is beside its logs), in its disk directory.
+pub fn pod_state_dir(data_dir: &Path, uid: &str) -> PathBuf {
+    let (on_tmpfs, on_disk) = (path(data_dir).join("pods").join(uid), data_dir.join("pods").join(uid));
+    if !on_tmpfs.exists() && on_disk.join("pod.json").exists() { on_disk } else { on_tmpfs }
+}
+
 /// Makes `DATA/pods` (the pods' disk directories) and marks it a top of a directory hierarchy
 /// (`chattr +T`): ext4 then places each pod's directory in a block group of its own choosing
 /// instead of its parent's, so the inodes pods free are spread over the disk rather than piled
@@ -150,6 +157,24 @@ mod tests {
         }
         // Idempotent.
         prepare_disk(data.path()).unwrap();
+    }
+
+    #[test]
+    fn a_pods_state_is_on_the_tmpfs_unless_an_older_agent_left_its_spec_on_disk() {
+        let data = tempfile::tempdir().unwrap();
+        let (tmpfs, disk) = (path(data.path()).join("pods"), data.path().join("pods"));
+        // New pod, nothing made yet: the tmpfs.
+        assert_eq!(pod_state_dir(data.path(), "new"), tmpfs.join("new"));
+        // Disk half only (logs), no spec there: still the tmpfs.
+        std::fs::create_dir_all(disk.join("new/logs")).unwrap();
+        assert_eq!(pod_state_dir(data.path(), "new"), tmpfs.join("new"));
+        // An older agent's pod: everything, spec included, on disk.
+        std::fs::create_dir_all(disk.join("old")).unwrap();
+        std::fs::write(disk.join("old/pod.json"), "{}").unwrap();
+        assert_eq!(pod_state_dir(data.path(), "old"), disk.join("old"));
+        // Once the tmpfs has the pod, it wins.
+        std::fs::create_dir_all(tmpfs.join("old")).unwrap();
+        assert_eq!(pod_state_dir(data.path(), "old"), tmpfs.join("old"));
     }
 
     #[test]

@@ -60,7 +60,6 @@ impl WarmPool {
     /// from a background thread. `size` 0 disables the pool.
     pub fn start(data_dir: &Path, size: usize, network: Arc<PodNetwork>) -> WarmPool {
         let dir = data_dir.join("warm");
-        PodNetwork::remove_stale_netns_links(data_dir);
         destroy_all(&dir, Some(&network));
         let shared = Arc::new(Shared { dir, size, ready: Mutex::new(Vec::new()), spent: Mutex::new(Vec::new()), taken: Condvar::new(), stop: Mutex::new(false) });
         if size > 0 {

@@ -90,7 +90,8 @@ pub async fn run(ctx: Arc<NodeContext>, uid: String, mut desired: watch::Receive
     let Some(pod) = desired.borrow().clone() else { return };
     let span = info_span!("pod", pod = %pod_key(&pod), uid = %uid);
     let (exits, mut exited) = mpsc::unbounded_channel();
-    let (dir, disk) = pod_dirs(&ctx, &uid);
+    // A pod adopted from an agent from before the tmpfs keeps both in its disk directory.
+    let (dir, disk) = (super::run_dir::pod_state_dir(&ctx.data_dir, &uid), ctx.disk_dir(&uid));
     let mut w = Worker {
         ctx,
         uid,
@@ -143,16 +144,6 @@ async fn sleep_until(when: Option<Instant>) {
         Some(t) => tokio::time::sleep_until(t.into()).await,
         None => std::future::pending().await,
     }
-}
-
-/// The pod's state directory (on the tmpfs) and its disk directory (logs, volumes, writable
-/// layers). A pod adopted from an agent from before the tmpfs keeps both on disk, in one.
-fn pod_dirs(ctx: &NodeContext, uid: &str) -> (PathBuf, PathBuf) {
-    let (dir, disk) = (ctx.pods_dir().join(uid), ctx.disk_dir(uid));
-    if !dir.exists() && disk.join("pod.json").exists() {
-        return (disk.clone(), disk);
-    }
-    (dir, disk)
 }
 
 /// Removes what a pod left on the node when nothing else is known about it.

@@ -146,9 +146,7 @@ impl<'a> CgroupEntry<'a> {
         std::thread::scope(|scope| {
             let cloner = scope.spawn(move || {
                 let body = body;
-                for path in tasks {
-                    std::fs::write(path, "0").map_err(|e| format!("joining cgroup {}: {e}", path.display()))?;
-                }
+                join_as_this_thread(tasks)?;
                 // The thread ends here, in the container's groups; nothing else runs on it.
                 clone(body.0)
             });
@@ -163,6 +161,14 @@ impl<'a> CgroupEntry<'a> {
             CgroupEntry::ByPid(procs) => join_cgroups(procs, pid),
         }
     }
+}
+
+/// Moves the calling thread (only it) into each v1 group by writing "0" to its `tasks` file.
+fn join_as_this_thread(tasks: &[PathBuf]) -> Result<(), String> {
+    for path in tasks {
+        std::fs::write(path, "0").map_err(|e| format!("joining cgroup {}: {e}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// The stack a memory-sharing child runs on: mapped on its own with an inaccessible guard page
@@ -246,11 +252,8 @@ pub fn spawn_sharing_memory<P: 'static>(flags: CloneFlags, cgroups: &CgroupEntry
     let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Pid, String>>(1);
     let cloner = move || {
         let start = start;
-        for path in &tasks {
-            if let Err(e) = std::fs::write(path, "0") {
-                let _ = tx.send(Err(format!("joining cgroup {}: {e}", path.display())));
-                return;
-            }
+        if let Err(e) = join_as_this_thread(&tasks) {
+            return drop(tx.send(Err(e)));
         }
         let stack = match ChildStack::new(CHILD_STACK) {
             Ok(s) => s,
