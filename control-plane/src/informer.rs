@@ -53,14 +53,46 @@ pub fn cache_key(namespace: Option<&str>, name: &str) -> String {
     }
 }
 
-fn decode<K: DeserializeOwned>(kv: &KeyValue) -> Option<(String, K)> {
-    let v = object::from_kv(kv)?;
-    let key = cache_key(object::namespace(&v), object::name(&v)?);
-    let typed = serde_json::from_value(v).ok()?;
-    Some((key, typed))
+/// What an informer can cache: decoded straight from the stored bytes (going through a
+/// `serde_json::Value` first cost a second full pass over every object on every change).
+pub trait Cached: DeserializeOwned + Send + Sync + 'static {
+    /// "namespace/name", or None if the object has no name.
+    fn key(&self) -> Option<String>;
+    fn set_resource_version(&mut self, rv: String);
 }
 
-impl<K: DeserializeOwned + Send + Sync + 'static> Informer<K> {
+impl Cached for serde_json::Value {
+    fn key(&self) -> Option<String> {
+        Some(cache_key(object::namespace(self), object::name(self)?))
+    }
+    fn set_resource_version(&mut self, rv: String) {
+        object::meta_mut(self).insert("resourceVersion".into(), serde_json::Value::String(rv));
+    }
+}
+
+macro_rules! cached_kinds {
+    ($($kind:ty),*) => {$(
+        impl Cached for $kind {
+            fn key(&self) -> Option<String> {
+                Some(cache_key(self.metadata.namespace.as_deref(), self.metadata.name.as_deref()?))
+            }
+            fn set_resource_version(&mut self, rv: String) {
+                self.metadata.resource_version = Some(rv);
+            }
+        }
+    )*};
+}
+
+use k8s_openapi::api::{apps::v1 as apps, core::v1 as core};
+cached_kinds!(core::Pod, core::Node, core::Service, core::Endpoints, core::ConfigMap, core::Namespace, apps::ReplicaSet, apps::Deployment);
+
+fn decode<K: Cached>(kv: &KeyValue) -> Option<(String, K)> {
+    let mut obj: K = serde_json::from_slice(&kv.value).ok()?;
+    obj.set_resource_version(kv.mod_revision.to_string());
+    Some((obj.key()?, obj))
+}
+
+impl<K: Cached> Informer<K> {
     pub fn start(api: Arc<ApiServer>, resource: Arc<Resource>) -> Arc<Self> {
         let (changes, _) = broadcast::channel(65_536);
         let (synced, _) = watch::channel(false);
@@ -192,5 +224,20 @@ pub(crate) mod tests {
         api.delete(&res, Some("default"), "a", &Default::default()).await.unwrap();
         assert!(matches!(next(&mut rx).await, Change::Delete(_)));
         assert!(inf.get(Some("default"), "a").is_none());
+    }
+
+    #[test]
+    fn cached_objects_are_keyed_by_namespace_and_name_and_carry_the_store_revision() {
+        use k8s_openapi::api::core::v1::{Node, Pod};
+        let kv = |v: serde_json::Value| KeyValue { key: "/k".into(), value: serde_json::to_vec(&v).unwrap().into(), create_revision: 1, mod_revision: 7 };
+        let pod = kv(json!({"metadata": {"name": "p", "namespace": "ns"}, "spec": {"containers": []}}));
+        let (key, typed) = decode::<Pod>(&pod).unwrap();
+        assert_eq!((key.as_str(), typed.metadata.resource_version.as_deref()), ("ns/p", Some("7")));
+        let (key, value) = decode::<serde_json::Value>(&pod).unwrap();
+        assert_eq!((key.as_str(), value["metadata"]["resourceVersion"].as_str()), ("ns/p", Some("7")));
+        let (key, _) = decode::<Node>(&kv(json!({"metadata": {"name": "n1"}}))).unwrap();
+        assert_eq!(key, "n1", "cluster-scoped objects are keyed by name alone");
+        assert!(decode::<Pod>(&kv(json!({"metadata": {}}))).is_none(), "an object without a name is not cached");
+        assert!(decode::<Pod>(&kv(json!({"metadata": {"name": 5}}))).is_none(), "nor one that does not decode");
     }
 }

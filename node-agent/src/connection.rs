@@ -107,10 +107,11 @@ impl Link {
         let (reports_tx, reports_rx) = mpsc::channel(1024);
         tokio::spawn(report_loop(self.client(), self.token.clone(), self.cfg.node_name.clone(), reports_rx));
         let routing = crate::routing::Routing::new(&self.cfg.node_name);
-        let targeted = routing.targeted();
-        tokio::spawn(network_loop(self.client(), self.token.clone(), self.cfg.node_name.clone(), routing));
+        let (links_tx, links_rx) = tokio::sync::watch::channel(None);
+        let views = ClusterViews { targeted: routing.targeted(), services: links_rx };
+        tokio::spawn(network_loop(self.client(), self.token.clone(), self.cfg.node_name.clone(), routing, links_tx));
         loop {
-            match self.session(&mut manager, &reports_tx, &targeted).await {
+            match self.session(&mut manager, &reports_tx, &views).await {
                 Ok(()) => backoff = Duration::from_millis(100),
                 Err(status) if matches!(status.code(), tonic::Code::Unauthenticated | tonic::Code::InvalidArgument) => {
                     return Err(Error::Refused(status.message().to_string()));
@@ -125,7 +126,7 @@ impl Link {
         }
     }
 
-    fn start_manager(&self, assigned: &RegisterResponse, reports: &mpsc::Sender<Report>, targeted: &Targeted) -> Result<PodManager, String> {
+    fn start_manager(&self, assigned: &RegisterResponse, reports: &mpsc::Sender<Report>, views: &ClusterViews) -> Result<PodManager, String> {
         let images = crate::images::ImageStore::open(&self.cfg.data_dir.join("images")).map_err(|e| e.to_string())?;
         for archive in &self.cfg.preload {
             let imported = images.import_archive(archive).map_err(|e| format!("importing {}: {e}", archive.display()))?;
@@ -154,7 +155,8 @@ impl Link {
             cluster_dns: assigned.cluster_dns.clone(),
             cluster_domain: assigned.cluster_domain.clone(),
             reports: reports.clone(),
-            targeted: targeted.clone(),
+            targeted: views.targeted.clone(),
+            services: views.services.clone(),
             unreachable: Default::default(),
         });
         self.serve_agent(assigned)?;
@@ -189,11 +191,11 @@ impl Link {
     }
 
     /// One connection: register, then heartbeat and follow this node's pods until a stream breaks.
-    async fn session(&self, manager: &mut Option<PodManager>, reports: &mpsc::Sender<Report>, targeted: &Targeted) -> Result<(), tonic::Status> {
+    async fn session(&self, manager: &mut Option<PodManager>, reports: &mpsc::Sender<Report>, views: &ClusterViews) -> Result<(), tonic::Status> {
         let assigned = self.register().await?;
         info!(node = %self.cfg.node_name, pod_cidr = %assigned.pod_cidr, "registered");
         if manager.is_none() {
-            let m = self.start_manager(&assigned, reports, targeted).map_err(tonic::Status::failed_precondition)?;
+            let m = self.start_manager(&assigned, reports, views).map_err(tonic::Status::failed_precondition)?;
             *manager = Some(m);
         }
         let manager = manager.as_mut().expect("just set");
@@ -237,10 +239,24 @@ impl Link {
 
 type Targeted = tokio::sync::watch::Receiver<Arc<std::collections::HashSet<std::net::Ipv4Addr>>>;
 
+/// What the agent's pods need to know of the cluster's network, from its snapshots.
+struct ClusterViews {
+    /// Pod addresses this node's Service rules send traffic to.
+    targeted: Targeted,
+    /// The Services containers get variables for; None until the first snapshot.
+    services: crate::pods::ServiceLinks,
+}
+
 /// Follows the cluster's network snapshots and applies each to this node (routes, Service
 /// rules). Only the newest snapshot matters, so one that fails to apply is retried until a newer
 /// one arrives. Runs for the life of the process, reconnecting on its own.
-async fn network_loop(mut client: NodeServiceClient<Channel>, token: String, node: String, routing: crate::routing::Routing) {
+async fn network_loop(
+    mut client: NodeServiceClient<Channel>,
+    token: String,
+    node: String,
+    routing: crate::routing::Routing,
+    links: tokio::sync::watch::Sender<Option<Arc<Vec<crate::pods::service_env::LinkedService>>>>,
+) {
     let routing = Arc::new(std::sync::Mutex::new(routing));
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -268,6 +284,14 @@ async fn network_loop(mut client: NodeServiceClient<Channel>, token: String, nod
                 },
                 _ = tokio::time::sleep(Duration::from_secs(1)), if failed.is_some() => failed.take().expect("checked"),
             };
+            let linked = crate::pods::service_env::from_snapshot(&next);
+            links.send_if_modified(|old| {
+                let changed = old.as_deref() != Some(&linked);
+                if changed {
+                    *old = Some(Arc::new(linked));
+                }
+                changed
+            });
             let routing = routing.clone();
             let generation = next.generation;
             let started = std::time::Instant::now();

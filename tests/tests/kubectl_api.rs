@@ -170,7 +170,14 @@ fn objects_survive_a_restart_of_up_on_the_same_data_dir() {
     c.kubectl(&["apply", "-f", MANIFESTS]);
     c.kubectl(&["scale", "deployment/web", "--replicas=7"]);
     let uid = c.kubectl(&["get", "deploy", "web", "-o", "jsonpath={.metadata.uid}"]);
+    c.kubectl(&["run", "once", "--image=demo/busybox", "--image-pull-policy=IfNotPresent", "--restart=Never", "--", "sh", "-c", "exit 1"]);
+    let finished = "jsonpath={.status.phase} {.status.containerStatuses[0].state.terminated.finishedAt} {.status.podIP} {.status.startTime}";
+    let before = eventually(Duration::from_secs(30), "pod once Failed", || {
+        let s = c.kubectl(&["get", "pod", "once", "-o", finished]);
+        s.starts_with("Failed ").then_some(s)
+    });
     c.stop().unwrap();
+    let restarted = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
     c.start(1).unwrap();
     assert_eq!(c.kubectl(&["get", "deploy", "web", "-o", "jsonpath={.metadata.uid} {.spec.replicas}"]), format!("{uid} 7"));
     assert!(c.kubectl(&["get", "svc", "web"]).contains("30080"));
@@ -179,6 +186,16 @@ fn objects_survive_a_restart_of_up_on_the_same_data_dir() {
     assert!(reapplied.contains("deployment.apps/web configured") && reapplied.contains("service/web unchanged"), "{reapplied}");
     assert_eq!(c.kubectl(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]), "3");
     eventually(Duration::from_secs(10), "node Ready after restart", || c.kubectl(&["get", "nodes"]).contains(" Ready ").then_some(()));
+    // Once the node has started the Deployment's pods again (until then the API shows their
+    // statuses from before), it has seen every pod bound to it: the finished one was not run
+    // a second time.
+    eventually(Duration::from_secs(60), "web pods started again", || {
+        let started = c.kubectl(&["get", "pods", "-l", "app=web", "-o", "jsonpath={.items[*].status.containerStatuses[0].state.running.startedAt}"]);
+        let started: Vec<&str> = started.split(' ').filter(|s| !s.is_empty()).collect();
+        (started.len() == 3 && started.iter().all(|t| *t >= restarted.as_str())).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(c.kubectl(&["get", "pod", "once", "-o", finished]), before, "a finished pod is not run again");
 }
 
 #[test]

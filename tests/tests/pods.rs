@@ -32,16 +32,36 @@ spec:
   containers:
   - name: main
     image: demo/busybox
-    command: ["sh", "-c", "echo GREETING=$GREETING; echo ready; sleep 3600"]
-    env: [{name: GREETING, value: "hi from $(WHO)"}, {name: WHO, value: nobody}]
+    command: ["sh", "-c", "echo GREETING=$GREETING; env; echo ready; sleep 3600"]
+    env:
+    - {name: GREETING, value: "hi from $(WHO)"}
+    - {name: WHO, value: nobody}
+    - {name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
+    - {name: NODE, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}
+    - {name: API, value: "https://$(KUBERNETES_SERVICE_HOST):$(KUBERNETES_SERVICE_PORT)"}
 "#);
     wait_running(&c, "hello");
-    assert!(jsonpath(&c, "hello", "{.status.podIP}").starts_with("10.244."), "a pod address from the node's range");
+    let pod_ip = jsonpath(&c, "hello", "{.status.podIP}");
+    assert!(pod_ip.starts_with("10.244."), "a pod address from the node's range");
     let logs = eventually(WAIT, "logs", || {
         let l = c.kubectl(&["logs", "hello"]);
         l.contains("ready").then_some(l)
     });
     assert!(logs.contains("GREETING=hi from $(WHO)"), "{logs}");
+    // What the kubelet and the container runtime add: the hostname, the downward API, and the
+    // Service variables in-cluster clients find the API server by.
+    let api_ip = c.kubectl(&["get", "service", "kubernetes", "-o", "jsonpath={.spec.clusterIP}"]);
+    for want in [
+        "HOSTNAME=hello".to_string(),
+        format!("POD_IP={pod_ip}"),
+        "NODE=node-1".to_string(),
+        format!("KUBERNETES_SERVICE_HOST={api_ip}"),
+        "KUBERNETES_SERVICE_PORT=443".to_string(),
+        format!("KUBERNETES_PORT_443_TCP=tcp://{api_ip}:443"),
+        format!("API=https://{api_ip}:443"),
+    ] {
+        assert!(logs.lines().any(|l| l == want), "{want} in {logs}");
+    }
     assert!(c.kubectl(&["logs", "hello", "--timestamps", "--tail=1"]).starts_with("20"));
 
     let ps = c.kubectl(&["exec", "hello", "--", "ps"]);
@@ -140,6 +160,9 @@ spec:
     eventually(WAIT, "InvalidImageName", || (jsonpath(&c, "badname", "{.status.containerStatuses[0].state.waiting.reason}") == "InvalidImageName").then_some(()));
     apply(&c, "apiVersion: v1\nkind: Pod\nmetadata: {name: nocmd}\nspec:\n  containers: [{name: c, image: demo/busybox, command: [/no/such/binary]}]\n");
     eventually(WAIT, "RunContainerError", || (jsonpath(&c, "nocmd", "{.status.containerStatuses[0].state.waiting.reason}") == "RunContainerError").then_some(()));
+    apply(&c, "apiVersion: v1\nkind: Pod\nmetadata: {name: nosecret}\nspec:\n  containers: [{name: c, image: demo/busybox, env: [{name: PW, valueFrom: {secretKeyRef: {name: db, key: pw}}}]}]\n");
+    eventually(WAIT, "CreateContainerConfigError", || (jsonpath(&c, "nosecret", "{.status.containerStatuses[0].state.waiting.reason}") == "CreateContainerConfigError").then_some(()));
+    assert!(jsonpath(&c, "nosecret", "{.status.containerStatuses[0].state.waiting.message}").contains("PW"), "the message names the variable");
 }
 
 #[test]

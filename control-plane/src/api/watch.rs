@@ -32,6 +32,10 @@ struct Filter {
 }
 
 impl Filter {
+    fn selects_everything(&self) -> bool {
+        self.name.is_none() && self.labels == LabelSelector::default() && self.fields == FieldSelector::default()
+    }
+
     fn matches(&self, obj: &Value) -> bool {
         self.name.as_deref().is_none_or(|n| object::name(obj) == Some(n))
             && self.labels.matches_json(object::labels(obj))
@@ -88,7 +92,12 @@ impl Encoder {
 fn translate(e: &store::Event, filter: &Filter) -> Option<(&'static str, Value)> {
     let obj = object::from_kv(&e.kv)?;
     let now = filter.matches(&obj);
-    let before = e.prev.as_ref().and_then(object::from_kv).map(|p| filter.matches(&p)).unwrap_or(false);
+    // Decoding the previous version is only needed to tell whether it was selected.
+    let before = match e.kind {
+        EventKind::Created => false,
+        _ if filter.selects_everything() => e.prev.is_some(),
+        _ => e.prev.as_ref().and_then(object::from_kv).map(|p| filter.matches(&p)).unwrap_or(false),
+    };
     match (e.kind, before, now) {
         (EventKind::Created, _, true) => Some(("ADDED", obj)),
         (EventKind::Updated, true, true) => Some(("MODIFIED", obj)),
@@ -202,5 +211,22 @@ mod tests {
         assert_eq!(ty(&ev(EventKind::Updated, Some(kv(web.clone(), 2)), kv(other.clone(), 3))), Some("DELETED"));
         assert_eq!(ty(&ev(EventKind::Deleted, Some(kv(web.clone(), 2)), kv(web, 3))), Some("DELETED"));
         assert_eq!(ty(&ev(EventKind::Deleted, Some(kv(other.clone(), 2)), kv(other, 3))), None);
+    }
+
+    #[test]
+    fn a_watch_that_selects_everything_sees_every_change_without_the_previous_version() {
+        let all = Filter { labels: LabelSelector::default(), fields: FieldSelector::default(), name: None };
+        assert!(all.selects_everything());
+        let named = Filter { labels: LabelSelector::default(), fields: FieldSelector::default(), name: Some("p".into()) };
+        assert!(!named.selects_everything());
+        // The previous version's bytes are not JSON: were they decoded, the change would be lost.
+        let garbage = KeyValue { key: "/k".into(), value: b"not json".to_vec().into(), create_revision: 1, mod_revision: 2 };
+        let ev = |kind, prev: Option<KeyValue>| store::Event { kind, kv: kv(json!({}), 3), prev };
+        let ty = |e: &store::Event| translate(e, &all).map(|(t, _)| t);
+        assert_eq!(ty(&ev(EventKind::Created, None)), Some("ADDED"));
+        assert_eq!(ty(&ev(EventKind::Updated, Some(garbage.clone()))), Some("MODIFIED"));
+        assert_eq!(ty(&ev(EventKind::Deleted, Some(garbage))), Some("DELETED"));
+        // An update whose previous version the store did not keep is, to this watcher, new.
+        assert_eq!(ty(&ev(EventKind::Updated, None)), Some("ADDED"));
     }
 }

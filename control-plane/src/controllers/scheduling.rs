@@ -2,11 +2,13 @@
 //! just placed and is still binding: "assumed"), places each unscheduled pod with the pure
 //! filter/score functions in `crate::scheduler`, and binds through the `binding` subresource.
 //! A pod that fits nowhere gets `PodScheduled=False/Unschedulable` and a FailedScheduling event,
-//! and is tried again whenever nodes or pods change.
+//! and is tried again once nodes or pods change, after a backoff (1 s doubling to 10 s, as
+//! kube-scheduler's backoff queue): without it every change retried every waiting pod, and each
+//! retry wrote its event again, so a few hundred unplaceable pods made a write storm.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use serde_json::json;
@@ -37,13 +39,43 @@ fn counts(p: &Pod) -> bool {
         && !matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
 }
 
+/// kube-scheduler's podInitialBackoffSeconds and podMaxBackoffSeconds.
+const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// A waiting pod is tried again after this long even if nothing it could depend on changed
+/// (kube-scheduler's podMaxInUnschedulablePodsDuration is 5 minutes).
+const MAX_WAIT_UNWOKEN: Duration = Duration::from_secs(60);
+
+/// How long a pod that has failed `attempts` times in a row waits before its next try.
+fn backoff(attempts: u32) -> Duration {
+    INITIAL_BACKOFF.saturating_mul(1 << attempts.saturating_sub(1).min(8)).min(MAX_BACKOFF)
+}
+
+/// A pod that fit nowhere at its last try.
+#[derive(Debug, Clone, Copy)]
+struct Waiting {
+    attempts: u32,
+    failed_at: Instant,
+    /// Something changed since it failed (a node, or a pod that freed room).
+    woken: bool,
+}
+
+impl Waiting {
+    fn due(&self, now: Instant) -> bool {
+        let waited = now.saturating_duration_since(self.failed_at);
+        waited >= backoff(self.attempts) && (self.woken || waited >= MAX_WAIT_UNWOKEN)
+    }
+}
+
 struct State {
     nodes: Vec<NodeInfo>,
     index: HashMap<String, usize>,
     /// Pods counted on a node (bound or assumed): uid -> (node, pod as counted).
     placed: HashMap<String, (String, Arc<Pod>)>,
     pending: BTreeSet<String>,
-    unschedulable: BTreeSet<String>,
+    unschedulable: HashMap<String, Waiting>,
+    /// Failures in a row of pods not yet bound (kept while a pod is pending again).
+    attempts: HashMap<String, u32>,
     start: usize,
 }
 
@@ -98,19 +130,40 @@ impl State {
         }
         let k = key(&pod);
         if wants_scheduling(&pod) {
-            if !self.unschedulable.contains(&k) {
+            if !self.unschedulable.contains_key(&k) {
                 self.pending.insert(k);
             }
         } else {
-            self.pending.remove(&k);
-            self.unschedulable.remove(&k);
+            self.drop_pod(&k);
         }
     }
 
-    /// Something changed that may make waiting pods fit: try them again.
-    fn retry_unschedulable(&mut self) {
-        let waiting = std::mem::take(&mut self.unschedulable);
-        self.pending.extend(waiting);
+    fn drop_pod(&mut self, k: &str) {
+        self.pending.remove(k);
+        self.unschedulable.remove(k);
+        self.attempts.remove(k);
+    }
+
+    fn failed(&mut self, k: String, now: Instant) {
+        let attempts = self.attempts.entry(k.clone()).or_default();
+        *attempts += 1;
+        self.unschedulable.insert(k, Waiting { attempts: *attempts, failed_at: now, woken: false });
+    }
+
+    /// Something changed that may make waiting pods fit.
+    fn wake_unschedulable(&mut self) {
+        for w in self.unschedulable.values_mut() {
+            w.woken = true;
+        }
+    }
+
+    /// Moves the waiting pods whose time has come back to the queue.
+    fn retry_due(&mut self, now: Instant) {
+        let due: Vec<String> = self.unschedulable.iter().filter(|(_, w)| w.due(now)).map(|(k, _)| k.clone()).collect();
+        for k in due {
+            self.unschedulable.remove(&k);
+            self.pending.insert(k);
+        }
     }
 }
 
@@ -124,7 +177,15 @@ pub async fn run(api: Arc<ApiServer>, pods: Arc<Informer<Pod>>, nodes: Arc<Infor
     let mut node_changes = nodes.subscribe();
     pods.wait_synced().await;
     nodes.wait_synced().await;
-    let mut st = State { nodes: vec![], index: HashMap::new(), placed: HashMap::new(), pending: BTreeSet::new(), unschedulable: BTreeSet::new(), start: 0 };
+    let mut st = State {
+        nodes: vec![],
+        index: HashMap::new(),
+        placed: HashMap::new(),
+        pending: BTreeSet::new(),
+        unschedulable: HashMap::new(),
+        attempts: HashMap::new(),
+        start: 0,
+    };
     for n in nodes.list() {
         st.upsert_node(&n);
     }
@@ -133,7 +194,8 @@ pub async fn run(api: Arc<ApiServer>, pods: Arc<Informer<Pod>>, nodes: Arc<Infor
     }
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(String, String, Outcome)>();
     let Some(pod_res) = api.registry.get("", "v1", "pods") else { return };
-    let mut retry = tokio::time::interval(Duration::from_secs(5));
+    // Backoffs end on this tick; a wake-up alone never retries a pod early.
+    let mut retry = tokio::time::interval(Duration::from_millis(250));
     loop {
         // Place everything pending before waiting for more changes.
         while let Some(k) = st.pending.pop_first() {
@@ -165,7 +227,7 @@ pub async fn run(api: Arc<ApiServer>, pods: Arc<Informer<Pod>>, nodes: Arc<Infor
                 }
                 Err(message) => {
                     debug!(pod = %k, message, "unschedulable");
-                    st.unschedulable.insert(k.clone());
+                    st.failed(k.clone(), Instant::now());
                     let (api, res, recorder) = (api.clone(), pod_res.clone(), recorder.clone());
                     let (ns, name) = (ns.to_string(), name.to_string());
                     let uid = pod.metadata.uid.clone().unwrap_or_default();
@@ -191,19 +253,18 @@ pub async fn run(api: Arc<ApiServer>, pods: Arc<Informer<Pod>>, nodes: Arc<Infor
                 Ok(Change::Upsert { new, .. }) => {
                     let freed = !counts(&new) && st.placed.contains_key(new.metadata.uid.as_deref().unwrap_or(""));
                     st.observe_pod(new);
-                    if freed { st.retry_unschedulable(); }
+                    if freed { st.wake_unschedulable(); }
                 }
                 Ok(Change::Delete(p)) => {
                     st.forget(p.metadata.uid.as_deref().unwrap_or(""));
-                    st.pending.remove(&key(&p));
-                    st.unschedulable.remove(&key(&p));
-                    st.retry_unschedulable();
+                    st.drop_pod(&key(&p));
+                    st.wake_unschedulable();
                 }
                 Ok(Change::Resync) | Err(_) => {
                     st.placed.clear();
                     for n in st.nodes.iter_mut() { let node = n.node.clone(); *n = NodeInfo::new(node); }
                     for p in pods.list() { st.observe_pod(p); }
-                    st.retry_unschedulable();
+                    st.wake_unschedulable();
                 }
             },
             change = node_changes.recv() => {
@@ -212,7 +273,7 @@ pub async fn run(api: Arc<ApiServer>, pods: Arc<Informer<Pod>>, nodes: Arc<Infor
                     Ok(Change::Delete(n)) => st.remove_node(n.metadata.name.as_deref().unwrap_or("")),
                     _ => { for n in nodes.list() { st.upsert_node(&n); } }
                 }
-                st.retry_unschedulable();
+                st.wake_unschedulable();
             }
             Some((k, uid, outcome)) = done_rx.recv() => {
                 if let Outcome::Failed(message) = outcome {
@@ -221,7 +282,41 @@ pub async fn run(api: Arc<ApiServer>, pods: Arc<Informer<Pod>>, nodes: Arc<Infor
                     st.pending.insert(k);
                 }
             }
-            _ = retry.tick() => st.retry_unschedulable(),
+            _ = retry.tick() => st.retry_due(Instant::now()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unschedulable_pods_back_off_from_one_second_doubling_to_ten() {
+        let secs: Vec<u64> = (1..=6).map(|a| backoff(a).as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 10, 10]);
+        assert_eq!(backoff(u32::MAX), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn a_waiting_pod_is_tried_again_once_its_backoff_is_over_and_something_changed_or_a_minute_passed() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        // (attempts, woken, waited, due)
+        let cases = [
+            (1, true, s(0), false),
+            (1, true, s(1), true),
+            (1, false, s(1), false),
+            (3, true, s(3), false),
+            (3, true, s(4), true),
+            (9, true, s(9), false),
+            (9, true, s(10), true),
+            (1, false, s(59), false),
+            (1, false, s(60), true),
+        ];
+        for (attempts, woken, waited, want) in cases {
+            let w = Waiting { attempts, failed_at: t0, woken };
+            assert_eq!(w.due(t0 + waited), want, "attempts {attempts}, woken {woken}, waited {waited:?}");
         }
     }
 }

@@ -82,26 +82,6 @@ pub fn expand(input: &str, env: &HashMap<String, String>) -> String {
     out
 }
 
-/// Expands a container's env list in order, as the kubelet does: each value may refer to
-/// variables defined before it and to `service_env` (the Docker-links style service variables).
-/// Later duplicates win. Returns the resolved map used to expand command and args.
-pub fn expand_env(
-    vars: &[(String, String)],
-    service_env: &HashMap<String, String>,
-) -> Vec<(String, String)> {
-    let mut resolved: HashMap<String, String> = service_env.clone();
-    let mut out: Vec<(String, String)> = Vec::new();
-    for (name, value) in vars {
-        let value = expand(value, &resolved);
-        resolved.insert(name.clone(), value.clone());
-        match out.iter_mut().find(|(n, _)| n == name) {
-            Some(slot) => slot.1 = value,
-            None => out.push((name.clone(), value)),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,38 +269,5 @@ mod tests {
         for (name, input, expected) in cases {
             assert_eq!(expand(input, &env), expected, "{name}");
         }
-    }
-
-    #[test]
-    fn env_values_expand_against_earlier_entries_in_order() {
-        // TestMapReference.
-        let vars: Vec<(String, String)> =
-            [("FOO", "bar"), ("ZOO", "$(FOO)-1"), ("BLU", "$(ZOO)-2")]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-        let got = expand_env(&vars, &HashMap::new());
-        let expected: Vec<(String, String)> =
-            [("FOO", "bar"), ("ZOO", "bar-1"), ("BLU", "bar-1-2")]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-        assert_eq!(got, expected);
-        let later = vec![
-            ("A".to_string(), "$(B)".to_string()),
-            ("B".to_string(), "b".to_string()),
-        ];
-        let service: HashMap<_, _> = [("S".to_string(), "svc".to_string())].into();
-        assert_eq!(
-            expand_env(
-                &[later.clone(), vec![("C".into(), "$(S)".into())]].concat(),
-                &service
-            ),
-            vec![
-                ("A".into(), "$(B)".into()),
-                ("B".into(), "b".into()),
-                ("C".into(), "svc".into())
-            ]
-        );
     }
 }

@@ -190,8 +190,11 @@ pub(crate) fn demo_images(busybox: &Path) -> Result<Vec<BuiltImage>> {
             .dir("etc", 0o755)?
             .file("etc/web-version", 0o644, format!("{version}\n").as_bytes())?
             .finish()?;
+        // The shell stays as PID 1 with a SIGTERM trap: httpd has no handler, and the kernel
+        // drops a signal to a PID namespace's init that does not handle it, so an httpd PID 1
+        // would sit out every pod's grace period (30 s) when deleted.
         let script = format!(
-            "echo \"web {version} on $(hostname)\" > /www/index.html && exec httpd -f -p 80 -h /www"
+            "echo \"web {version} on $(hostname)\" > /www/index.html || exit 1; trap 'exit 0' TERM; httpd -f -p 80 -h /www & wait $!"
         );
         images.push(build_image(
             &format!("demo/web:{version}"),

@@ -29,7 +29,7 @@ mod unpack;
 #[cfg(test)]
 mod registry_tests;
 
-pub use command::{command_line, expand, expand_env};
+pub use command::{command_line, expand};
 pub use demo::build_demo_archive;
 pub use reference::{Reference, normalize};
 pub use store::{Image, ImageConfig, ImageStore};

@@ -12,6 +12,7 @@ pub mod network;
 pub mod probes;
 pub mod rtnl;
 pub mod run_dir;
+pub mod service_env;
 pub mod spec;
 pub mod status;
 pub mod warm;
@@ -29,6 +30,8 @@ use crate::cgroups::CgroupManager;
 use crate::images::ImageStore;
 
 /// What every pod worker on this node shares.
+pub type ServiceLinks = watch::Receiver<Option<Arc<Vec<service_env::LinkedService>>>>;
+
 pub struct NodeContext {
     pub node_name: String,
     pub node_ip: String,
@@ -47,6 +50,8 @@ pub struct NodeContext {
     pub reports: mpsc::Sender<Report>,
     /// Pod addresses this node's Service rules send traffic to (see `crate::routing`).
     pub targeted: watch::Receiver<Arc<HashSet<std::net::Ipv4Addr>>>,
+    /// The Services containers get environment variables for (None until the first snapshot).
+    pub services: ServiceLinks,
     /// Registries that recently could not be reached, and since when: pulls of images held
     /// locally skip them for a while instead of waiting on the network at every start.
     pub unreachable: std::sync::Mutex<HashMap<String, std::time::Instant>>,

@@ -7,28 +7,75 @@ use proto::quantity;
 use serde_json::Value;
 
 use crate::cgroups::Limits;
-use crate::images::{ImageConfig, command_line, expand_env};
+use crate::images::{ImageConfig, command_line, expand};
+use crate::runtime::merge_env;
 
-/// The environment: the image's, then the container's `env` (with `$(VAR)` expansion), as the
-/// kubelet merges them.
-pub fn environment(config: &ImageConfig, container: &Value, extra: &[(String, String)]) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = config
+/// What a container's environment draws on besides its image and its own `env`.
+pub struct EnvSources<'a> {
+    pub pod: &'a Value,
+    pub hostname: &'a str,
+    pub pod_ip: Option<&'a str>,
+    pub host_ip: &'a str,
+    /// The pod's Service variables (`service_env::variables`).
+    pub services: &'a [(String, String)],
+}
+
+/// The environment as the kubelet and containerd build it: `HOSTNAME`, then the image's, then
+/// the Service variables, then the container's `env` (values expanded with `$(VAR)` over the
+/// variables declared before them and the Service variables; `valueFrom.fieldRef` resolved),
+/// each overriding the same name before it. Errors name the variable that cannot be made.
+pub fn environment(config: &ImageConfig, container: &Value, src: &EnvSources) -> Result<Vec<(String, String)>, String> {
+    let image: Vec<(String, String)> = config
         .env
         .iter()
         .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
         .collect();
-    let mut declared: Vec<(String, String)> = extra.to_vec();
+    let mut known: HashMap<String, String> = src.services.iter().cloned().collect();
+    let mut declared = Vec::new();
     for e in container["env"].as_array().into_iter().flatten() {
-        if let Some(name) = e["name"].as_str() {
-            declared.push((name.to_string(), e["value"].as_str().unwrap_or("").to_string()));
-        }
+        let Some(name) = e["name"].as_str() else { continue };
+        let value = match e.get("valueFrom").filter(|v| !v.is_null()) {
+            Some(from) => value_from(from, src).map_err(|m| format!("environment variable {name}: {m}"))?,
+            None => expand(e["value"].as_str().unwrap_or(""), &known),
+        };
+        known.insert(name.to_string(), value.clone());
+        declared.push((name.to_string(), value));
     }
-    let expanded = expand_env(&declared, &HashMap::new());
-    for (k, v) in expanded {
-        env.retain(|(ek, _)| *ek != k);
-        env.push((k, v));
+    let base = merge_env(&[("HOSTNAME".to_string(), src.hostname.to_string())], &image);
+    Ok(merge_env(&merge_env(&base, src.services), &declared))
+}
+
+fn value_from(from: &Value, src: &EnvSources) -> Result<String, String> {
+    if let Some(path) = from["fieldRef"]["fieldPath"].as_str() {
+        return field_ref(path, src);
     }
-    env
+    match ["resourceFieldRef", "configMapKeyRef", "secretKeyRef"].into_iter().find(|k| from.get(*k).is_some_and(|v| !v.is_null())) {
+        Some(kind) => Err(format!("valueFrom.{kind} is not supported by this node yet")),
+        None => Err("valueFrom names no source".into()),
+    }
+}
+
+/// The downward API paths the API server accepts in `env[].valueFrom.fieldRef`.
+fn field_ref(path: &str, src: &EnvSources) -> Result<String, String> {
+    let meta = &src.pod["metadata"];
+    let text = |v: &Value| v.as_str().unwrap_or("").to_string();
+    if let Some((base, key)) = path.split_once("['").and_then(|(b, rest)| Some((b, rest.strip_suffix("']")?))) {
+        return match base {
+            "metadata.labels" => Ok(text(&meta["labels"][key])),
+            "metadata.annotations" => Ok(text(&meta["annotations"][key])),
+            _ => Err(format!("fieldRef {path:?} is not supported")),
+        };
+    }
+    Ok(match path {
+        "metadata.name" => text(&meta["name"]),
+        "metadata.namespace" => text(&meta["namespace"]),
+        "metadata.uid" => text(&meta["uid"]),
+        "spec.nodeName" => text(&src.pod["spec"]["nodeName"]),
+        "spec.serviceAccountName" => text(&src.pod["spec"]["serviceAccountName"]),
+        "status.hostIP" | "status.hostIPs" => src.host_ip.to_string(),
+        "status.podIP" | "status.podIPs" => src.pod_ip.unwrap_or("").to_string(),
+        _ => return Err(format!("fieldRef {path:?} is not supported")),
+    })
 }
 
 /// The command line: image entrypoint/cmd overridden by the container's command/args, expanded.
@@ -94,14 +141,91 @@ mod tests {
         }
     }
 
+    fn sources<'a>(pod: &'a Value, services: &'a [(String, String)]) -> EnvSources<'a> {
+        EnvSources { pod, hostname: "web-1", pod_ip: Some("10.244.0.9"), host_ip: "10.250.0.2", services }
+    }
+
+    fn lookup<'a>(env: &'a [(String, String)], k: &str) -> Option<&'a str> {
+        env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+    }
+
     #[test]
     fn pod_env_overrides_the_image_and_expands_earlier_variables() {
         let c = json!({"env": [{"name": "GREETING", "value": "hi"}, {"name": "MSG", "value": "$(GREETING) there"}]});
-        let env = environment(&config(), &c, &[]);
-        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-        assert_eq!(get("PATH"), Some("/bin"));
-        assert_eq!(get("GREETING"), Some("hi"));
-        assert_eq!(get("MSG"), Some("hi there"));
+        let env = environment(&config(), &c, &sources(&json!({}), &[])).unwrap();
+        assert_eq!(lookup(&env, "PATH"), Some("/bin"));
+        assert_eq!(lookup(&env, "GREETING"), Some("hi"));
+        assert_eq!(lookup(&env, "MSG"), Some("hi there"));
+    }
+
+    #[test]
+    fn env_values_expand_against_earlier_entries_and_service_variables_only() {
+        // Kubernetes' TestMapReference, and a reference to a later entry, which stays literal.
+        let services = vec![("S".to_string(), "svc".to_string())];
+        let c = json!({"env": [
+            {"name": "FOO", "value": "bar"}, {"name": "ZOO", "value": "$(FOO)-1"}, {"name": "BLU", "value": "$(ZOO)-2"},
+            {"name": "A", "value": "$(B)"}, {"name": "B", "value": "b"}, {"name": "C", "value": "$(S)"},
+        ]});
+        let env = environment(&config(), &c, &sources(&json!({}), &services)).unwrap();
+        let got: Vec<(&str, &str)> = ["ZOO", "BLU", "A", "C"].iter().map(|k| (*k, lookup(&env, k).unwrap())).collect();
+        assert_eq!(got, [("ZOO", "bar-1"), ("BLU", "bar-1-2"), ("A", "$(B)"), ("C", "svc")]);
+    }
+
+    #[test]
+    fn the_environment_is_hostname_then_image_then_services_then_the_containers_own() {
+        let services = vec![("WEB_SERVICE_HOST".to_string(), "10.96.0.20".to_string()), ("GREETING".to_string(), "from a service".to_string())];
+        let c = json!({"env": [{"name": "URL", "value": "http://$(WEB_SERVICE_HOST)/"}, {"name": "WEB_SERVICE_HOST", "value": "mine"}]});
+        let env = environment(&config(), &c, &sources(&json!({}), &services)).unwrap();
+        let keys: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["HOSTNAME", "PATH", "GREETING", "WEB_SERVICE_HOST", "URL"]);
+        assert_eq!(lookup(&env, "HOSTNAME"), Some("web-1"));
+        assert_eq!(lookup(&env, "GREETING"), Some("from a service"), "a Service variable overrides the image's");
+        assert_eq!(lookup(&env, "URL"), Some("http://10.96.0.20/"), "expanded with the Service variable");
+        assert_eq!(lookup(&env, "WEB_SERVICE_HOST"), Some("mine"), "the container's own value wins");
+        let image_hostname = ImageConfig { env: vec!["HOSTNAME=from-image".into()], ..config() };
+        assert_eq!(lookup(&environment(&image_hostname, &json!({}), &sources(&json!({}), &[])).unwrap(), "HOSTNAME"), Some("from-image"));
+    }
+
+    #[test]
+    fn field_references_are_resolved_from_the_pod_and_never_expanded() {
+        let pod = json!({
+            "metadata": {"name": "web-1", "namespace": "shop", "uid": "u-1", "labels": {"app": "$(X)"}, "annotations": {"team": "a"}},
+            "spec": {"nodeName": "node-2", "serviceAccountName": "default"},
+        });
+        let field = |path: &str| json!({"name": "V", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": path}}});
+        let cases = [
+            ("metadata.name", "web-1"),
+            ("metadata.namespace", "shop"),
+            ("metadata.uid", "u-1"),
+            ("metadata.labels['app']", "$(X)"),
+            ("metadata.annotations['team']", "a"),
+            ("metadata.labels['missing']", ""),
+            ("spec.nodeName", "node-2"),
+            ("spec.serviceAccountName", "default"),
+            ("status.podIP", "10.244.0.9"),
+            ("status.podIPs", "10.244.0.9"),
+            ("status.hostIP", "10.250.0.2"),
+        ];
+        for (path, want) in cases {
+            let c = json!({"env": [{"name": "X", "value": "x"}, field(path)]});
+            let env = environment(&config(), &c, &sources(&pod, &[])).unwrap();
+            assert_eq!(lookup(&env, "V"), Some(want), "{path}");
+        }
+    }
+
+    #[test]
+    fn variables_this_node_cannot_make_are_refused_by_name() {
+        let cases = [
+            (json!({"fieldRef": {"fieldPath": "metadata.whoops"}}), "environment variable V: fieldRef \"metadata.whoops\" is not supported"),
+            (json!({"fieldRef": {"fieldPath": "spec.nodeName['x']"}}), "environment variable V: fieldRef \"spec.nodeName['x']\" is not supported"),
+            (json!({"secretKeyRef": {"name": "s", "key": "k"}}), "environment variable V: valueFrom.secretKeyRef is not supported by this node yet"),
+            (json!({"configMapKeyRef": {"name": "c", "key": "k"}}), "environment variable V: valueFrom.configMapKeyRef is not supported by this node yet"),
+            (json!({}), "environment variable V: valueFrom names no source"),
+        ];
+        for (from, want) in cases {
+            let c = json!({"env": [{"name": "V", "valueFrom": from}]});
+            assert_eq!(environment(&config(), &c, &sources(&json!({}), &[])).unwrap_err(), want);
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::status::{self, ContainerView, PodFacts, State, Terminated};
-use super::{NodeContext, Report, backoff, probes, spec};
+use super::{NodeContext, Report, backoff, probes, service_env, spec};
 use crate::images::Image;
 use crate::runtime::{self, Container, ContainerSpec, ErrorKind, Mount, Rootfs, Sandbox};
 
@@ -109,6 +109,27 @@ pub async fn run(ctx: Arc<NodeContext>, uid: String, mut desired: watch::Receive
     };
     async move {
         w.adopt();
+        if w.sandbox.is_none() && finished_in_api(&w.pod) {
+            // The kubelet never starts a pod the API shows finished; a node that holds nothing of
+            // it (its agent's state was cleaned up, as a restarted `up` does) would otherwise run
+            // it once more. It only waits for the pod's deletion.
+            info!("pod already finished: not starting it again");
+            loop {
+                let current = desired.borrow().clone();
+                match current {
+                    None => return,
+                    Some(p) if p["metadata"]["deletionTimestamp"].is_string() => {
+                        w.pod = p;
+                        w.terminate(false).await;
+                        return;
+                    }
+                    Some(p) => w.pod = p,
+                }
+                if desired.changed().await.is_err() {
+                    return;
+                }
+            }
+        }
         loop {
             let current = desired.borrow().clone();
             let gone = current.is_none();
@@ -137,6 +158,11 @@ pub async fn run(ctx: Arc<NodeContext>, uid: String, mut desired: watch::Receive
     }
     .instrument(span)
     .await
+}
+
+/// Succeeded or Failed: phases a pod never leaves.
+fn finished_in_api(pod: &Value) -> bool {
+    matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
 }
 
 async fn sleep_until(when: Option<Instant>) {
@@ -464,7 +490,11 @@ impl Worker {
                 self.watch_exit(name, container);
             }
             Err((kind, message)) => {
-                let reason = if kind == ErrorKind::RunContainer { "RunContainerError" } else { "CreateContainerError" };
+                let reason = match kind {
+                    ErrorKind::RunContainer => "RunContainerError",
+                    ErrorKind::CreateContainerConfig => "CreateContainerConfigError",
+                    _ => "CreateContainerError",
+                };
                 self.events.push(super::Event { warning: true, reason: "Failed", message: format!("Error: {message}") });
                 let slot = self.slots.get_mut(name).expect("slot exists");
                 warn!(container = name, reason, message, "container failed to start");
@@ -476,9 +506,28 @@ impl Worker {
         }
     }
 
+    /// The Services of the newest network snapshot. A container started before the agent's
+    /// first snapshot would miss its Service variables for good, so this waits a little for it
+    /// (the kubelet refuses to start containers until it has seen the Services once).
+    async fn service_links(&self) -> Arc<Vec<service_env::LinkedService>> {
+        let mut rx = self.ctx.services.clone();
+        match tokio::time::timeout(Duration::from_secs(5), rx.wait_for(Option::is_some)).await {
+            Ok(Ok(links)) => links.clone().unwrap_or_default(),
+            _ => {
+                warn!("no network snapshot from the control plane yet: starting without Service variables");
+                Arc::default()
+            }
+        }
+    }
+
     async fn create_container(&self, name: &str, c: &Value, image: &Image) -> Result<Container, (ErrorKind, String)> {
         let create_err = |m: String| (ErrorKind::CreateContainer, m);
-        let env = spec::environment(&image.config, c, &[]);
+        let links = self.service_links().await;
+        let namespace = self.pod["metadata"]["namespace"].as_str().unwrap_or("default");
+        let service_vars = service_env::variables(&links, namespace, self.pod["spec"]["enableServiceLinks"].as_bool().unwrap_or(true));
+        let hostname = runtime::truncate_pod_hostname(self.pod["metadata"]["name"].as_str().unwrap_or("pod")).unwrap_or_default();
+        let sources = spec::EnvSources { pod: &self.pod, hostname: &hostname, pod_ip: self.ip.as_deref(), host_ip: &self.ctx.node_ip, services: &service_vars };
+        let env = spec::environment(&image.config, c, &sources).map_err(|m| (ErrorKind::CreateContainerConfig, m))?;
         let argv = spec::argv(&image.config, c, &env).map_err(create_err)?;
         let sandbox = self.sandbox.as_ref().ok_or_else(|| create_err("no pod sandbox".into()))?;
         let cdir = self.container_dir(name);

@@ -49,6 +49,7 @@ mod tests;
 pub use container::{Container, ExitStatus, Status};
 pub use create::create;
 pub use exec::{ExecProcess, exec};
+pub use init::merge_env;
 pub use pty::AsyncPty;
 pub use sandbox::{Sandbox, truncate_pod_hostname};
 pub use spec::{ContainerSpec, ExecSpec, Mount, Rootfs, SandboxNamespaces};
@@ -67,6 +68,9 @@ pub enum ErrorKind {
     /// Kubernetes' `RunContainerError`: the command is missing, not executable, or the container
     /// is no longer running (for exec).
     RunContainer,
+    /// Kubernetes' `CreateContainerConfigError`: the container's configuration cannot be made
+    /// (an environment variable this node cannot resolve). Raised by the pod worker.
+    CreateContainerConfig,
     /// Anything else: sandbox operations, state files, signals.
     Other,
 }

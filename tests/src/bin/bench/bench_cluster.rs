@@ -14,7 +14,7 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
 use crate::{Stats, load, ms};
 
-fn pod(name: &str, node: Option<&str>) -> Pod {
+pub(crate) fn pod(name: &str, node: Option<&str>) -> Pod {
     serde_json::from_value(serde_json::json!({
         "metadata": {"name": name, "labels": {"bench": "yes"}},
         "spec": {

@@ -1,6 +1,7 @@
 //! The project's benchmarks, side by side with a peer in the same run where one can run here.
 //!
-//! `bench sched [NODES] [PODS]`: scheduling throughput over fake nodes (register and heartbeat only).
+//! `bench sched [NODES] [PODS]`: create-to-bound throughput over fake nodes (register and heartbeat
+//! only), then the scheduler's throughput on a backlog of pending pods (`bench_backlog`).
 //! `bench node KUBECONFIG`: against a running `control-plane up`: pod start latency, a 100-pod
 //! burst on one node, and self-heal time. No peer can run on this machine for these (no
 //! kube-scheduler or kubelet packages); their figures are reported against the issues' targets.
@@ -23,8 +24,13 @@ use http_body_util::{BodyExt, Full};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams, WatchEvent, WatchParams};
 
+mod bench_backlog;
 mod bench_cluster;
 mod bench_service;
+
+/// The allocator `control-plane` uses, for the scheduler this process runs in `bench sched`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 struct Proc(Child);
 impl Drop for Proc {
@@ -287,7 +293,8 @@ async fn main() -> Result<()> {
         Some("sched") => {
             let nodes = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(1000);
             let pods = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(10_000);
-            return bench_cluster::sched(nodes, pods).await;
+            bench_cluster::sched(nodes, pods).await?;
+            return bench_backlog::sched_backlog(nodes, pods).await;
         }
         Some("node") => return bench_cluster::node(args.get(1).map(String::as_str).unwrap_or("/tmp/tinykube/kubeconfig")).await,
         Some("deploy") => {
