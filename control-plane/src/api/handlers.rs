@@ -212,6 +212,14 @@ impl ApiServer {
             }
             "Pod" => {
                 obj["status"] = json!({"phase": "Pending"});
+                // The ServiceAccount admission plugin's default (it also mounts the account's
+                // token, which this cluster does not issue), and v1's deprecated alias of it.
+                if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+                    let named = |k: &str| spec.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(String::from);
+                    let account = named("serviceAccountName").or_else(|| named("serviceAccount")).unwrap_or_else(|| "default".into());
+                    spec.insert("serviceAccountName".into(), json!(account));
+                    spec.insert("serviceAccount".into(), json!(account));
+                }
             }
             "Namespace" => {
                 obj["status"] = json!({"phase": "Active"});

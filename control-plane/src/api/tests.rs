@@ -197,3 +197,19 @@ async fn logs_and_exec_refuse_bad_requests_with_a_status() {
     let (s, st) = call(&api, "GET", "/api/v1/namespaces/default/pods/ghost/log", "application/json", Body::empty()).await;
     assert_eq!((s.as_u16(), st["reason"].as_str()), (404, Some("NotFound")));
 }
+
+#[tokio::test]
+async fn a_created_pod_runs_as_its_namespaces_default_service_account_unless_it_names_one() {
+    let api = server(Some("t0k")).await;
+    let pod = |name: &str, spec_extra: Value| {
+        let mut spec = json!({"containers": [{"name": "c", "image": "busybox"}]});
+        spec.as_object_mut().unwrap().extend(spec_extra.as_object().unwrap().clone());
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}).to_string()
+    };
+    let cases = [("plain", json!({}), "default"), ("named", json!({"serviceAccountName": "builder"}), "builder"), ("legacy", json!({"serviceAccount": "old"}), "old")];
+    for (name, extra, want) in cases {
+        let (s, obj) = call(&api, "POST", "/api/v1/namespaces/default/pods", "application/json", pod(name, extra)).await;
+        assert_eq!(s, StatusCode::CREATED, "{obj}");
+        assert_eq!((obj["spec"]["serviceAccountName"].as_str(), obj["spec"]["serviceAccount"].as_str()), (Some(want), Some(want)), "{name}");
+    }
+}

@@ -95,7 +95,7 @@ fn translate(e: &store::Event, filter: &Filter) -> Option<(&'static str, Value)>
     // Decoding the previous version is only needed to tell whether it was selected.
     let before = match e.kind {
         EventKind::Created => false,
-        _ if filter.selects_everything() => e.prev.is_some(),
+        _ if filter.selects_everything() => true,
         _ => e.prev.as_ref().and_then(object::from_kv).map(|p| filter.matches(&p)).unwrap_or(false),
     };
     match (e.kind, before, now) {
@@ -226,7 +226,8 @@ mod tests {
         assert_eq!(ty(&ev(EventKind::Created, None)), Some("ADDED"));
         assert_eq!(ty(&ev(EventKind::Updated, Some(garbage.clone()))), Some("MODIFIED"));
         assert_eq!(ty(&ev(EventKind::Deleted, Some(garbage))), Some("DELETED"));
-        // An update whose previous version the store did not keep is, to this watcher, new.
-        assert_eq!(ty(&ev(EventKind::Updated, None)), Some("ADDED"));
+        // Even were the previous version missing, such a watcher had seen the object.
+        assert_eq!(ty(&ev(EventKind::Updated, None)), Some("MODIFIED"));
+        assert_eq!(ty(&ev(EventKind::Deleted, None)), Some("DELETED"));
     }
 }

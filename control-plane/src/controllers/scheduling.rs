@@ -150,6 +150,12 @@ impl State {
         self.unschedulable.insert(k, Waiting { attempts: *attempts, failed_at: now, woken: false });
     }
 
+    fn wake(&mut self, k: &str) {
+        if let Some(w) = self.unschedulable.get_mut(k) {
+            w.woken = true;
+        }
+    }
+
     /// Something changed that may make waiting pods fit.
     fn wake_unschedulable(&mut self) {
         for w in self.unschedulable.values_mut() {
@@ -200,10 +206,10 @@ pub async fn run(api: Arc<ApiServer>, pods: Arc<Informer<Pod>>, nodes: Arc<Infor
         // Place everything pending before waiting for more changes.
         while let Some(k) = st.pending.pop_first() {
             let Some((ns, name)) = k.split_once('/') else { continue };
-            let Some(pod) = pods.get(Some(ns), name) else { continue };
-            if !wants_scheduling(&pod) {
+            let Some(pod) = pods.get(Some(ns), name).filter(|p| wants_scheduling(p)) else {
+                st.attempts.remove(&k);
                 continue;
-            }
+            };
             match schedule_one(&pod, &st.nodes, st.start) {
                 Ok(placement) => {
                     st.start = placement.next_start;
@@ -250,36 +256,51 @@ pub async fn run(api: Arc<ApiServer>, pods: Arc<Informer<Pod>>, nodes: Arc<Infor
         }
         tokio::select! {
             change = pod_changes.recv() => match change {
-                Ok(Change::Upsert { new, .. }) => {
+                Ok(Change::Upsert { old, new }) => {
                     let freed = !counts(&new) && st.placed.contains_key(new.metadata.uid.as_deref().unwrap_or(""));
+                    // A waiting pod whose own spec changed (tolerations, requests) may fit now.
+                    let respecified = old.is_some_and(|o| o.spec != new.spec);
+                    let k = key(&new);
                     st.observe_pod(new);
-                    if freed { st.wake_unschedulable(); }
+                    if freed {
+                        st.wake_unschedulable();
+                    } else if respecified {
+                        st.wake(&k);
+                    }
                 }
                 Ok(Change::Delete(p)) => {
+                    // Only a pod that held room on a node can make room for others.
+                    let held_room = st.placed.contains_key(p.metadata.uid.as_deref().unwrap_or(""));
                     st.forget(p.metadata.uid.as_deref().unwrap_or(""));
                     st.drop_pod(&key(&p));
-                    st.wake_unschedulable();
+                    if held_room { st.wake_unschedulable(); }
                 }
                 Ok(Change::Resync) | Err(_) => {
                     st.placed.clear();
                     for n in st.nodes.iter_mut() { let node = n.node.clone(); *n = NodeInfo::new(node); }
-                    for p in pods.list() { st.observe_pod(p); }
+                    let listed = pods.list();
+                    let present: std::collections::HashSet<String> = listed.iter().map(|p| key(p)).collect();
+                    st.attempts.retain(|k, _| present.contains(k));
+                    st.unschedulable.retain(|k, _| present.contains(k));
+                    for p in listed { st.observe_pod(p); }
                     st.wake_unschedulable();
                 }
             },
             change = node_changes.recv() => {
+                // A node added or changed may take waiting pods; one removed cannot.
                 match change {
-                    Ok(Change::Upsert { new, .. }) => st.upsert_node(&new),
+                    Ok(Change::Upsert { new, .. }) => { st.upsert_node(&new); st.wake_unschedulable(); }
                     Ok(Change::Delete(n)) => st.remove_node(n.metadata.name.as_deref().unwrap_or("")),
-                    _ => { for n in nodes.list() { st.upsert_node(&n); } }
+                    _ => { for n in nodes.list() { st.upsert_node(&n); } st.wake_unschedulable(); }
                 }
-                st.wake_unschedulable();
             }
             Some((k, uid, outcome)) = done_rx.recv() => {
                 if let Outcome::Failed(message) = outcome {
-                    info!(pod = %k, message, "binding failed; will retry");
+                    info!(pod = %k, message, "binding failed; will retry after a backoff");
                     st.forget(&uid);
-                    st.pending.insert(k);
+                    st.failed(k, Instant::now());
+                    // The room it was assumed to take is free again.
+                    st.wake_unschedulable();
                 }
             }
             _ = retry.tick() => st.retry_due(Instant::now()),

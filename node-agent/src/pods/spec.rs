@@ -10,26 +10,20 @@ use crate::cgroups::Limits;
 use crate::images::{ImageConfig, command_line, expand};
 use crate::runtime::merge_env;
 
-/// What a container's environment draws on besides its image and its own `env`.
+/// What a container's declared environment draws on besides its own `env`.
 pub struct EnvSources<'a> {
     pub pod: &'a Value,
-    pub hostname: &'a str,
     pub pod_ip: Option<&'a str>,
     pub host_ip: &'a str,
     /// The pod's Service variables (`service_env::variables`).
     pub services: &'a [(String, String)],
 }
 
-/// The environment as the kubelet and containerd build it: `HOSTNAME`, then the image's, then
-/// the Service variables, then the container's `env` (values expanded with `$(VAR)` over the
-/// variables declared before them and the Service variables; `valueFrom.fieldRef` resolved),
-/// each overriding the same name before it. Errors name the variable that cannot be made.
-pub fn environment(config: &ImageConfig, container: &Value, src: &EnvSources) -> Result<Vec<(String, String)>, String> {
-    let image: Vec<(String, String)> = config
-        .env
-        .iter()
-        .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
-        .collect();
+/// The variables the kubelet hands the runtime: the Service variables, then the container's
+/// `env` (values expanded with `$(VAR)` over the variables declared before them and the Service
+/// variables; `valueFrom.fieldRef` resolved, never expanded), each overriding the same name
+/// before it. Errors name the variable that cannot be made.
+pub fn kubelet_env(container: &Value, src: &EnvSources) -> Result<Vec<(String, String)>, String> {
     let mut known: HashMap<String, String> = src.services.iter().cloned().collect();
     let mut declared = Vec::new();
     for e in container["env"].as_array().into_iter().flatten() {
@@ -41,8 +35,19 @@ pub fn environment(config: &ImageConfig, container: &Value, src: &EnvSources) ->
         known.insert(name.to_string(), value.clone());
         declared.push((name.to_string(), value));
     }
-    let base = merge_env(&[("HOSTNAME".to_string(), src.hostname.to_string())], &image);
-    Ok(merge_env(&merge_env(&base, src.services), &declared))
+    Ok(merge_env(src.services, &declared))
+}
+
+/// The process's environment, as containerd builds it: `HOSTNAME`, then the image's, then what
+/// the kubelet handed over, each overriding the same name before it.
+pub fn environment(config: &ImageConfig, hostname: &str, kubelet: &[(String, String)]) -> Vec<(String, String)> {
+    let image: Vec<(String, String)> = config
+        .env
+        .iter()
+        .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .collect();
+    let base = merge_env(&[("HOSTNAME".to_string(), hostname.to_string())], &image);
+    merge_env(&base, kubelet)
 }
 
 fn value_from(from: &Value, src: &EnvSources) -> Result<String, String> {
@@ -142,7 +147,12 @@ mod tests {
     }
 
     fn sources<'a>(pod: &'a Value, services: &'a [(String, String)]) -> EnvSources<'a> {
-        EnvSources { pod, hostname: "web-1", pod_ip: Some("10.244.0.9"), host_ip: "10.250.0.2", services }
+        EnvSources { pod, pod_ip: Some("10.244.0.9"), host_ip: "10.250.0.2", services }
+    }
+
+    /// The whole process environment for a container of `pod`.
+    fn environment_of(config: &ImageConfig, c: &Value, src: &EnvSources) -> Result<Vec<(String, String)>, String> {
+        Ok(environment(config, "web-1", &kubelet_env(c, src)?))
     }
 
     fn lookup<'a>(env: &'a [(String, String)], k: &str) -> Option<&'a str> {
@@ -152,7 +162,7 @@ mod tests {
     #[test]
     fn pod_env_overrides_the_image_and_expands_earlier_variables() {
         let c = json!({"env": [{"name": "GREETING", "value": "hi"}, {"name": "MSG", "value": "$(GREETING) there"}]});
-        let env = environment(&config(), &c, &sources(&json!({}), &[])).unwrap();
+        let env = environment_of(&config(), &c, &sources(&json!({}), &[])).unwrap();
         assert_eq!(lookup(&env, "PATH"), Some("/bin"));
         assert_eq!(lookup(&env, "GREETING"), Some("hi"));
         assert_eq!(lookup(&env, "MSG"), Some("hi there"));
@@ -166,7 +176,7 @@ mod tests {
             {"name": "FOO", "value": "bar"}, {"name": "ZOO", "value": "$(FOO)-1"}, {"name": "BLU", "value": "$(ZOO)-2"},
             {"name": "A", "value": "$(B)"}, {"name": "B", "value": "b"}, {"name": "C", "value": "$(S)"},
         ]});
-        let env = environment(&config(), &c, &sources(&json!({}), &services)).unwrap();
+        let env = environment_of(&config(), &c, &sources(&json!({}), &services)).unwrap();
         let got: Vec<(&str, &str)> = ["ZOO", "BLU", "A", "C"].iter().map(|k| (*k, lookup(&env, k).unwrap())).collect();
         assert_eq!(got, [("ZOO", "bar-1"), ("BLU", "bar-1-2"), ("A", "$(B)"), ("C", "svc")]);
     }
@@ -175,7 +185,7 @@ mod tests {
     fn the_environment_is_hostname_then_image_then_services_then_the_containers_own() {
         let services = vec![("WEB_SERVICE_HOST".to_string(), "10.96.0.20".to_string()), ("GREETING".to_string(), "from a service".to_string())];
         let c = json!({"env": [{"name": "URL", "value": "http://$(WEB_SERVICE_HOST)/"}, {"name": "WEB_SERVICE_HOST", "value": "mine"}]});
-        let env = environment(&config(), &c, &sources(&json!({}), &services)).unwrap();
+        let env = environment_of(&config(), &c, &sources(&json!({}), &services)).unwrap();
         let keys: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, ["HOSTNAME", "PATH", "GREETING", "WEB_SERVICE_HOST", "URL"]);
         assert_eq!(lookup(&env, "HOSTNAME"), Some("web-1"));
@@ -183,7 +193,15 @@ mod tests {
         assert_eq!(lookup(&env, "URL"), Some("http://10.96.0.20/"), "expanded with the Service variable");
         assert_eq!(lookup(&env, "WEB_SERVICE_HOST"), Some("mine"), "the container's own value wins");
         let image_hostname = ImageConfig { env: vec!["HOSTNAME=from-image".into()], ..config() };
-        assert_eq!(lookup(&environment(&image_hostname, &json!({}), &sources(&json!({}), &[])).unwrap(), "HOSTNAME"), Some("from-image"));
+        assert_eq!(lookup(&environment_of(&image_hostname, &json!({}), &sources(&json!({}), &[])).unwrap(), "HOSTNAME"), Some("from-image"));
+    }
+
+    #[test]
+    fn command_and_args_expand_only_against_the_declared_and_service_variables() {
+        let services = vec![("WEB_SERVICE_HOST".to_string(), "10.96.0.20".to_string())];
+        let c = json!({"command": ["echo", "$(WEB_SERVICE_HOST)", "$(WHO)", "$(PATH)", "$(HOSTNAME)"], "env": [{"name": "WHO", "value": "me"}]});
+        let declared = kubelet_env(&c, &sources(&json!({}), &services)).unwrap();
+        assert_eq!(argv(&config(), &c, &declared).unwrap(), ["echo", "10.96.0.20", "me", "$(PATH)", "$(HOSTNAME)"]);
     }
 
     #[test]
@@ -208,7 +226,7 @@ mod tests {
         ];
         for (path, want) in cases {
             let c = json!({"env": [{"name": "X", "value": "x"}, field(path)]});
-            let env = environment(&config(), &c, &sources(&pod, &[])).unwrap();
+            let env = environment_of(&config(), &c, &sources(&pod, &[])).unwrap();
             assert_eq!(lookup(&env, "V"), Some(want), "{path}");
         }
     }
@@ -224,7 +242,7 @@ mod tests {
         ];
         for (from, want) in cases {
             let c = json!({"env": [{"name": "V", "valueFrom": from}]});
-            assert_eq!(environment(&config(), &c, &sources(&json!({}), &[])).unwrap_err(), want);
+            assert_eq!(environment_of(&config(), &c, &sources(&json!({}), &[])).unwrap_err(), want);
         }
     }
 

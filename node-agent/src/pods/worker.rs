@@ -117,7 +117,10 @@ pub async fn run(ctx: Arc<NodeContext>, uid: String, mut desired: watch::Receive
             loop {
                 let current = desired.borrow().clone();
                 match current {
-                    None => return,
+                    None => {
+                        w.terminate(true).await;
+                        return;
+                    }
                     Some(p) if p["metadata"]["deletionTimestamp"].is_string() => {
                         w.pod = p;
                         w.terminate(false).await;
@@ -508,12 +511,21 @@ impl Worker {
 
     /// The Services of the newest network snapshot. A container started before the agent's
     /// first snapshot would miss its Service variables for good, so this waits a little for it
-    /// (the kubelet refuses to start containers until it has seen the Services once).
+    /// (the kubelet refuses to start containers until it has seen the Services once), once per
+    /// agent: after one wait in vain, containers start without them until a snapshot comes.
     async fn service_links(&self) -> Arc<Vec<service_env::LinkedService>> {
+        static GAVE_UP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
         let mut rx = self.ctx.services.clone();
+        if let Some(links) = rx.borrow().clone() {
+            return links;
+        }
+        if GAVE_UP.load(std::sync::atomic::Ordering::Relaxed) {
+            return Arc::default();
+        }
         match tokio::time::timeout(Duration::from_secs(5), rx.wait_for(Option::is_some)).await {
             Ok(Ok(links)) => links.clone().unwrap_or_default(),
             _ => {
+                GAVE_UP.store(true, std::sync::atomic::Ordering::Relaxed);
                 warn!("no network snapshot from the control plane yet: starting without Service variables");
                 Arc::default()
             }
@@ -526,9 +538,11 @@ impl Worker {
         let namespace = self.pod["metadata"]["namespace"].as_str().unwrap_or("default");
         let service_vars = service_env::variables(&links, namespace, self.pod["spec"]["enableServiceLinks"].as_bool().unwrap_or(true));
         let hostname = runtime::truncate_pod_hostname(self.pod["metadata"]["name"].as_str().unwrap_or("pod")).unwrap_or_default();
-        let sources = spec::EnvSources { pod: &self.pod, hostname: &hostname, pod_ip: self.ip.as_deref(), host_ip: &self.ctx.node_ip, services: &service_vars };
-        let env = spec::environment(&image.config, c, &sources).map_err(|m| (ErrorKind::CreateContainerConfig, m))?;
-        let argv = spec::argv(&image.config, c, &env).map_err(create_err)?;
+        let sources = spec::EnvSources { pod: &self.pod, pod_ip: self.ip.as_deref(), host_ip: &self.ctx.node_ip, services: &service_vars };
+        let declared = spec::kubelet_env(c, &sources).map_err(|m| (ErrorKind::CreateContainerConfig, m))?;
+        // Like the kubelet, command and args expand against these only, not the image's.
+        let argv = spec::argv(&image.config, c, &declared).map_err(create_err)?;
+        let env = spec::environment(&image.config, &hostname, &declared);
         let sandbox = self.sandbox.as_ref().ok_or_else(|| create_err("no pod sandbox".into()))?;
         let cdir = self.container_dir(name);
         // Numbered like the restart count this start will have, so `--previous` finds the last one.
