@@ -156,7 +156,7 @@ impl Link {
             cluster_domain: assigned.cluster_domain.clone(),
             reports: reports.clone(),
             targeted: views.targeted.clone(),
-            services: views.services.clone(),
+            services: crate::pods::service_env::ServiceView::new(views.services.clone()),
             unreachable: Default::default(),
         });
         self.serve_agent(assigned)?;
@@ -244,7 +244,7 @@ struct ClusterViews {
     /// Pod addresses this node's Service rules send traffic to.
     targeted: Targeted,
     /// The Services containers get variables for; None until the first snapshot.
-    services: crate::pods::ServiceLinks,
+    services: tokio::sync::watch::Receiver<crate::pods::service_env::Links>,
 }
 
 /// Follows the cluster's network snapshots and applies each to this node (routes, Service
@@ -255,7 +255,7 @@ async fn network_loop(
     token: String,
     node: String,
     routing: crate::routing::Routing,
-    links: tokio::sync::watch::Sender<Option<Arc<Vec<crate::pods::service_env::LinkedService>>>>,
+    links: tokio::sync::watch::Sender<crate::pods::service_env::Links>,
 ) {
     let routing = Arc::new(std::sync::Mutex::new(routing));
     let mut backoff = Duration::from_millis(100);

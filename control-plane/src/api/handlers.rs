@@ -214,11 +214,19 @@ impl ApiServer {
                 obj["status"] = json!({"phase": "Pending"});
                 // The ServiceAccount admission plugin's default (it also mounts the account's
                 // token, which this cluster does not issue), and v1's deprecated alias of it.
+                // A value of the wrong type is left for admission to refuse with its path.
                 if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
-                    let named = |k: &str| spec.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(String::from);
-                    let account = named("serviceAccountName").or_else(|| named("serviceAccount")).unwrap_or_else(|| "default".into());
-                    spec.insert("serviceAccountName".into(), json!(account));
-                    spec.insert("serviceAccount".into(), json!(account));
+                    let unset = |v: Option<&Value>| v.is_none_or(|v| v.is_null() || v.as_str() == Some(""));
+                    if unset(spec.get("serviceAccountName")) && unset(spec.get("serviceAccount")) {
+                        spec.insert("serviceAccountName".into(), json!("default"));
+                    } else if unset(spec.get("serviceAccountName")) {
+                        let legacy = spec["serviceAccount"].clone();
+                        spec.insert("serviceAccountName".into(), legacy);
+                    }
+                    if unset(spec.get("serviceAccount")) {
+                        let name = spec["serviceAccountName"].clone();
+                        spec.insert("serviceAccount".into(), name);
+                    }
                 }
             }
             "Namespace" => {

@@ -212,4 +212,7 @@ async fn a_created_pod_runs_as_its_namespaces_default_service_account_unless_it_
         assert_eq!(s, StatusCode::CREATED, "{obj}");
         assert_eq!((obj["spec"]["serviceAccountName"].as_str(), obj["spec"]["serviceAccount"].as_str()), (Some(want), Some(want)), "{name}");
     }
+    let (s, st) = call(&api, "POST", "/api/v1/namespaces/default/pods", "application/json", pod("typo", json!({"serviceAccountName": 5}))).await;
+    assert_eq!(s.as_u16(), 400, "a wrongly typed account is refused, not replaced by the default: {st}");
+    assert!(st["message"].as_str().unwrap_or("").contains("serviceAccountName"), "{st}");
 }

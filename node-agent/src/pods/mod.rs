@@ -30,8 +30,6 @@ use crate::cgroups::CgroupManager;
 use crate::images::ImageStore;
 
 /// What every pod worker on this node shares.
-pub type ServiceLinks = watch::Receiver<Option<Arc<Vec<service_env::LinkedService>>>>;
-
 pub struct NodeContext {
     pub node_name: String,
     pub node_ip: String,
@@ -50,8 +48,8 @@ pub struct NodeContext {
     pub reports: mpsc::Sender<Report>,
     /// Pod addresses this node's Service rules send traffic to (see `crate::routing`).
     pub targeted: watch::Receiver<Arc<HashSet<std::net::Ipv4Addr>>>,
-    /// The Services containers get environment variables for (None until the first snapshot).
-    pub services: ServiceLinks,
+    /// The Services containers get environment variables for.
+    pub services: service_env::ServiceView,
     /// Registries that recently could not be reached, and since when: pulls of images held
     /// locally skip them for a while instead of waiting on the network at every start.
     pub unreachable: std::sync::Mutex<HashMap<String, std::time::Instant>>,

@@ -5,8 +5,49 @@
 //! for `kubernetes` in `default`, which in-cluster clients find the API server by.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use proto::node::NetworkState;
+use tokio::sync::watch;
+
+/// The Services of the agent's newest network snapshot; None until the first arrives.
+pub type Links = Option<Arc<Vec<LinkedService>>>;
+
+/// The Services containers get variables for, as the network snapshots bring them.
+pub struct ServiceView {
+    links: watch::Receiver<Links>,
+    gave_up: AtomicBool,
+}
+
+impl ServiceView {
+    pub fn new(links: watch::Receiver<Links>) -> Self {
+        ServiceView { links, gave_up: AtomicBool::new(false) }
+    }
+
+    /// The Services now. A container started before the agent's first snapshot would miss its
+    /// Service variables for good, so the first call waits a little for it (the kubelet refuses
+    /// to start containers until it has seen the Services once); after one wait in vain,
+    /// containers start without them until a snapshot comes.
+    pub async fn current(&self) -> Arc<Vec<LinkedService>> {
+        let mut rx = self.links.clone();
+        if let Some(links) = rx.borrow().clone() {
+            return links;
+        }
+        if self.gave_up.load(Ordering::Relaxed) {
+            return Arc::default();
+        }
+        match tokio::time::timeout(Duration::from_secs(5), rx.wait_for(Option::is_some)).await {
+            Ok(Ok(links)) => links.clone().unwrap_or_default(),
+            _ => {
+                self.gave_up.store(true, Ordering::Relaxed);
+                tracing::warn!("no network snapshot from the control plane yet: starting without Service variables");
+                Arc::default()
+            }
+        }
+    }
+}
 
 /// A Service with a cluster IP, as the variables need it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -109,29 +109,12 @@ pub async fn run(ctx: Arc<NodeContext>, uid: String, mut desired: watch::Receive
     };
     async move {
         w.adopt();
-        if w.sandbox.is_none() && finished_in_api(&w.pod) {
-            // The kubelet never starts a pod the API shows finished; a node that holds nothing of
-            // it (its agent's state was cleaned up, as a restarted `up` does) would otherwise run
-            // it once more. It only waits for the pod's deletion.
+        // The kubelet never starts a pod the API shows finished; a node that holds nothing of it
+        // (its agent's state was cleaned up, as a restarted `up` does) would otherwise run it
+        // once more. Such a pod only waits for its deletion.
+        let dormant = w.sandbox.is_none() && finished_in_api(&w.pod);
+        if dormant {
             info!("pod already finished: not starting it again");
-            loop {
-                let current = desired.borrow().clone();
-                match current {
-                    None => {
-                        w.terminate(true).await;
-                        return;
-                    }
-                    Some(p) if p["metadata"]["deletionTimestamp"].is_string() => {
-                        w.pod = p;
-                        w.terminate(false).await;
-                        return;
-                    }
-                    Some(p) => w.pod = p,
-                }
-                if desired.changed().await.is_err() {
-                    return;
-                }
-            }
         }
         loop {
             let current = desired.borrow().clone();
@@ -142,6 +125,12 @@ pub async fn run(ctx: Arc<NodeContext>, uid: String, mut desired: watch::Receive
             if gone || w.pod["metadata"]["deletionTimestamp"].is_string() {
                 w.terminate(gone).await;
                 return;
+            }
+            if dormant {
+                if desired.changed().await.is_err() {
+                    return;
+                }
+                continue;
             }
             w.sync().await;
             w.run_probes().await;
@@ -269,6 +258,11 @@ impl Worker {
         });
     }
 
+    /// The pod's hostname: its name, cut to what a UTS namespace takes.
+    fn hostname(&self) -> Result<String, String> {
+        runtime::truncate_pod_hostname(self.pod["metadata"]["name"].as_str().unwrap_or("pod")).map_err(|e| e.to_string())
+    }
+
     /// Sandbox, address and pod files: made once per pod.
     async fn ensure_sandbox(&mut self) -> Result<(), String> {
         if self.sandbox.is_some() {
@@ -276,7 +270,7 @@ impl Worker {
         }
         std::fs::create_dir_all(self.dir.join("containers")).map_err(|e| e.to_string())?;
         std::fs::write(self.dir.join("start_time"), &self.start_time).map_err(|e| e.to_string())?;
-        let hostname = runtime::truncate_pod_hostname(self.pod["metadata"]["name"].as_str().unwrap_or("pod")).map_err(|e| e.to_string())?;
+        let hostname = self.hostname()?;
         let sb_dir = self.dir.join("sandbox");
         let t0 = Instant::now();
         let (sb, t1, ip) = match self.ctx.warm.claim(&self.uid, &sb_dir, &hostname, &self.ctx.network) {
@@ -290,7 +284,7 @@ impl Worker {
         };
         let t2 = Instant::now();
         self.ip = Some(ip.to_string());
-        let hostname = runtime::truncate_pod_hostname(self.pod["metadata"]["name"].as_str().unwrap_or("pod")).unwrap_or_default();
+        let hostname = self.hostname().unwrap_or_default();
         let ns = self.pod["metadata"]["namespace"].as_str().unwrap_or("default");
         let files = [
             ("hosts", spec::hosts_file(self.ip.as_deref(), &hostname)),
@@ -509,35 +503,12 @@ impl Worker {
         }
     }
 
-    /// The Services of the newest network snapshot. A container started before the agent's
-    /// first snapshot would miss its Service variables for good, so this waits a little for it
-    /// (the kubelet refuses to start containers until it has seen the Services once), once per
-    /// agent: after one wait in vain, containers start without them until a snapshot comes.
-    async fn service_links(&self) -> Arc<Vec<service_env::LinkedService>> {
-        static GAVE_UP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-        let mut rx = self.ctx.services.clone();
-        if let Some(links) = rx.borrow().clone() {
-            return links;
-        }
-        if GAVE_UP.load(std::sync::atomic::Ordering::Relaxed) {
-            return Arc::default();
-        }
-        match tokio::time::timeout(Duration::from_secs(5), rx.wait_for(Option::is_some)).await {
-            Ok(Ok(links)) => links.clone().unwrap_or_default(),
-            _ => {
-                GAVE_UP.store(true, std::sync::atomic::Ordering::Relaxed);
-                warn!("no network snapshot from the control plane yet: starting without Service variables");
-                Arc::default()
-            }
-        }
-    }
-
     async fn create_container(&self, name: &str, c: &Value, image: &Image) -> Result<Container, (ErrorKind, String)> {
         let create_err = |m: String| (ErrorKind::CreateContainer, m);
-        let links = self.service_links().await;
+        let links = self.ctx.services.current().await;
         let namespace = self.pod["metadata"]["namespace"].as_str().unwrap_or("default");
         let service_vars = service_env::variables(&links, namespace, self.pod["spec"]["enableServiceLinks"].as_bool().unwrap_or(true));
-        let hostname = runtime::truncate_pod_hostname(self.pod["metadata"]["name"].as_str().unwrap_or("pod")).unwrap_or_default();
+        let hostname = self.hostname().unwrap_or_default();
         let sources = spec::EnvSources { pod: &self.pod, pod_ip: self.ip.as_deref(), host_ip: &self.ctx.node_ip, services: &service_vars };
         let declared = spec::kubelet_env(c, &sources).map_err(|m| (ErrorKind::CreateContainerConfig, m))?;
         // Like the kubelet, command and args expand against these only, not the image's.
