@@ -142,11 +142,19 @@ impl Link {
         crate::pods::warm::destroy_all(&self.cfg.data_dir.join("warm"), Some(&network));
         crate::pods::network::PodNetwork::remove_stale_netns_links(&self.cfg.data_dir);
         let warm = crate::pods::warm::WarmPool::start(&run_dir, self.cfg.warm_sandboxes, network.clone());
+        let mount_template = match crate::runtime::MountTemplate::create(&run_dir) {
+            Ok(t) => Some(Arc::new(t)),
+            Err(e) => {
+                warn!(error = %e, "no mount template: containers copy the agent's mounts, and start slower as pods accumulate");
+                None
+            }
+        };
         let ctx = Arc::new(NodeContext {
             node_name: self.cfg.node_name.clone(),
             node_ip: self.cfg.node_ip.clone(),
             data_dir: self.cfg.data_dir.clone(),
             run_dir,
+            mount_template,
             cgroup_parent: crate::pods::node_cgroup(&self.cfg.data_dir, &self.cfg.node_name),
             images,
             cgroups,

@@ -29,11 +29,26 @@ struct Filter {
     labels: LabelSelector,
     fields: FieldSelector,
     name: Option<String>,
+    /// Whether keys end in `namespace/name` (else in `plural/name`).
+    namespaced: bool,
 }
 
 impl Filter {
     fn selects_everything(&self) -> bool {
         self.name.is_none() && self.labels == LabelSelector::default() && self.fields == FieldSelector::default()
+    }
+
+    /// False when the store key alone shows the object cannot match: a watch on one name (the
+    /// URL's, or a `metadata.name=` / `metadata.namespace=` term) skips every other object's
+    /// changes without decoding them, as the apiserver's watch cache indexes such watchers.
+    /// Names and namespaces hold no '/', so they are the key's last two segments (a cluster-scoped
+    /// kind's keys have no namespace segment).
+    fn key_may_match(&self, key: &str) -> bool {
+        let mut segments = key.rsplit('/');
+        let (name, namespace) = (segments.next().unwrap_or_default(), segments.next().unwrap_or_default());
+        let wanted_name = self.name.as_deref().or_else(|| self.fields.requires_exact_match("metadata.name"));
+        let wanted_namespace = self.fields.requires_exact_match("metadata.namespace").filter(|_| self.namespaced);
+        wanted_name.is_none_or(|n| n == name) && wanted_namespace.is_none_or(|ns| ns == namespace)
     }
 
     fn matches(&self, obj: &Value) -> bool {
@@ -90,6 +105,9 @@ impl Encoder {
 /// Maps one store change to the watch event a client filtering with `filter` must see:
 /// an object that starts matching is ADDED, one that stops matching is DELETED.
 fn translate(e: &store::Event, filter: &Filter) -> Option<(&'static str, Value)> {
+    if !filter.key_may_match(&e.kv.key) {
+        return None;
+    }
     let obj = object::from_kv(&e.kv)?;
     let now = filter.matches(&obj);
     // Decoding the previous version is only needed to tell whether it was selected.
@@ -108,6 +126,47 @@ fn translate(e: &store::Event, filter: &Filter) -> Option<(&'static str, Value)>
     }
 }
 
+/// The channel the watch's response body reads from.
+type Lines = mpsc::Sender<Result<bytes::Bytes, std::convert::Infallible>>;
+
+/// Sends the client each change its filter selects, and bookmarks if it asked for them, until
+/// the client goes away, the store ends the stream or `timeout` passes.
+async fn forward(mut stream: store::WatchStream, filter: &Filter, enc: &Encoder, tx: &Lines, start: u64, bookmarks: bool, timeout: Duration) {
+    let mut last = start;
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    let mut tick = tokio::time::interval(BOOKMARK_EVERY);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            next = stream.next() => match next {
+                Some(Ok(e)) => {
+                    last = e.revision();
+                    if let Some((ty, obj)) = translate(&e, filter)
+                        && tx.send(Ok(enc.line(ty, obj))).await.is_err()
+                    {
+                        return;
+                    }
+                }
+                Some(Err(store::Error::Lagged)) | None => return,
+                Some(Err(e)) => {
+                    let _ = tx.send(Ok(enc.error(&ApiError::internal(e.to_string())))).await;
+                    return;
+                }
+            },
+            // The client went away: stop at once rather than at the next event it would have
+            // been sent; a selective watch may wait long for one, decoding every change meanwhile.
+            _ = tx.closed() => return,
+            _ = tick.tick() => {
+                if bookmarks && tx.send(Ok(enc.bookmark(last))).await.is_err() {
+                    return;
+                }
+            }
+            _ = &mut deadline => return,
+        }
+    }
+}
+
 impl ApiServer {
     pub async fn watch(
         self: &Arc<Self>,
@@ -118,7 +177,7 @@ impl ApiServer {
         accept: Accept,
     ) -> Result<Response> {
         let (labels, fields) = selectors(res, q)?;
-        let filter = Filter { labels, fields, name: name.map(String::from) };
+        let filter = Filter { labels, fields, name: name.map(String::from), namespaced: res.namespaced };
         let prefix = res.prefix(ns);
         let enc = Encoder { res: res.clone(), accept, include: include_object(q) };
         let bookmarks = q.flag("allowWatchBookmarks");
@@ -132,10 +191,10 @@ impl ApiServer {
             }
             Some(rv) => (Vec::new(), rv.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?),
         };
-        let (tx, rx) = mpsc::channel::<Result<bytes::Bytes, std::convert::Infallible>>(256);
+        let (tx, rx): (Lines, _) = mpsc::channel(256);
         let stream = self.store.watch(&prefix, start);
         tokio::spawn(async move {
-            let mut stream = match stream {
+            let stream = match stream {
                 Ok(s) => s,
                 Err(e) => {
                     let err = super::handlers::store_err(&enc.res, "", e);
@@ -148,39 +207,7 @@ impl ApiServer {
                     return;
                 }
             }
-            let mut last = start;
-            let deadline = tokio::time::sleep(timeout);
-            tokio::pin!(deadline);
-            let mut tick = tokio::time::interval(BOOKMARK_EVERY);
-            tick.tick().await;
-            loop {
-                tokio::select! {
-                    next = stream.next() => match next {
-                        Some(Ok(e)) => {
-                            last = e.revision();
-                            if let Some((ty, obj)) = translate(&e, &filter) {
-                                if tx.send(Ok(enc.line(ty, obj))).await.is_err() {
-                                    return;
-                                }
-                            }
-                        }
-                        Some(Err(store::Error::Lagged)) | None => return,
-                        Some(Err(e)) => {
-                            let _ = tx.send(Ok(enc.error(&ApiError::internal(e.to_string())))).await;
-                            return;
-                        }
-                    },
-                    _ = tick.tick() => {
-                        if tx.is_closed() {
-                            return;
-                        }
-                        if bookmarks && tx.send(Ok(enc.bookmark(last))).await.is_err() {
-                            return;
-                        }
-                    }
-                    _ = &mut deadline => return,
-                }
-            }
+            forward(stream, &filter, &enc, &tx, start, bookmarks, timeout).await;
         });
         let body = Body::from_stream(ReceiverStream::new(rx));
         Ok(([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-cache")], body).into_response())
@@ -199,7 +226,7 @@ mod tests {
 
     #[test]
     fn objects_entering_or_leaving_a_selector_are_added_or_deleted() {
-        let filter = Filter { labels: LabelSelector::parse("app=web").unwrap(), fields: FieldSelector::default(), name: None };
+        let filter = Filter { labels: LabelSelector::parse("app=web").unwrap(), fields: FieldSelector::default(), name: None, namespaced: true };
         let web = json!({"app": "web"});
         let other = json!({"app": "db"});
         let ev = |kind, prev: Option<KeyValue>, cur| store::Event { kind, kv: cur, prev };
@@ -215,9 +242,9 @@ mod tests {
 
     #[test]
     fn a_watch_that_selects_everything_sees_every_change_without_the_previous_version() {
-        let all = Filter { labels: LabelSelector::default(), fields: FieldSelector::default(), name: None };
+        let all = Filter { labels: LabelSelector::default(), fields: FieldSelector::default(), name: None, namespaced: true };
         assert!(all.selects_everything());
-        let named = Filter { labels: LabelSelector::default(), fields: FieldSelector::default(), name: Some("p".into()) };
+        let named = Filter { labels: LabelSelector::default(), fields: FieldSelector::default(), name: Some("p".into()), namespaced: true };
         assert!(!named.selects_everything());
         // The previous version's bytes are not JSON: were they decoded, the change would be lost.
         let garbage = KeyValue { key: "/k".into(), value: b"not json".to_vec().into(), create_revision: 1, mod_revision: 2 };
@@ -229,5 +256,44 @@ mod tests {
         // Even were the previous version missing, such a watcher had seen the object.
         assert_eq!(ty(&ev(EventKind::Updated, None)), Some("MODIFIED"));
         assert_eq!(ty(&ev(EventKind::Deleted, None)), Some("DELETED"));
+    }
+
+    #[test]
+    fn a_watch_on_one_name_or_namespace_skips_other_keys_without_decoding_them() {
+        let fields = |s: &str| FieldSelector::parse(s).unwrap();
+        let filter = |name: Option<&str>, f: &str, namespaced| Filter { labels: LabelSelector::default(), fields: fields(f), name: name.map(String::from), namespaced };
+        let cases = [
+            (filter(Some("web"), "", true), "/registry/core/pods/default/web", true),
+            (filter(Some("web"), "", true), "/registry/core/pods/default/web-2", false),
+            (filter(None, "metadata.name=web", true), "/registry/core/pods/prod/web", true),
+            (filter(None, "metadata.name=web", true), "/registry/core/pods/prod/db", false),
+            (filter(None, "metadata.namespace=prod", true), "/registry/core/pods/prod/db", true),
+            (filter(None, "metadata.namespace=prod", true), "/registry/core/pods/dev/db", false),
+            // A cluster-scoped kind's key has the plural where a namespace would be.
+            (filter(None, "metadata.namespace=", false), "/registry/core/nodes/node-1", true),
+            (filter(None, "metadata.name!=web", true), "/registry/core/pods/default/web", true),
+            (filter(None, "", true), "/registry/core/pods/default/anything", true),
+        ];
+        for (f, key, want) in cases {
+            assert_eq!(f.key_may_match(key), want, "{key} with name {:?} fields {}", f.name, f.fields);
+        }
+        // Skipped before decoding: these bytes are not JSON.
+        let garbage = KeyValue { key: "/registry/core/pods/default/other".into(), value: b"not json".to_vec().into(), create_revision: 1, mod_revision: 2 };
+        let e = store::Event { kind: EventKind::Created, kv: garbage, prev: None };
+        assert!(translate(&e, &filter(Some("web"), "", true)).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_watch_ends_as_soon_as_its_client_goes_away_even_with_nothing_to_send() {
+        let registry = crate::registry::Registry::new();
+        let res = registry.get("", "v1", "pods").unwrap();
+        let enc = Encoder { res, accept: Accept { shape: Shape::Object }, include: IncludeObject::None };
+        let filter = Filter { labels: LabelSelector::default(), fields: FieldSelector::default(), name: Some("web".into()), namespaced: true };
+        let (tx, rx): (Lines, _) = mpsc::channel(1);
+        drop(rx);
+        // A store stream with no changes, and no bookmarks asked for: only the closed channel ends it.
+        let quiet: store::WatchStream = futures::stream::pending().boxed();
+        let ended = tokio::time::timeout(Duration::from_secs(5), forward(quiet, &filter, &enc, &tx, 1, false, DEFAULT_TIMEOUT)).await;
+        assert!(ended.is_ok(), "the watch kept running for a client that was gone");
     }
 }

@@ -577,6 +577,45 @@ fn mkdir_p(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(io_err("create", dir))
 }
 
+/// Makes `dir` (and its parents); true when `dir` itself is new. A new group has the kernel's
+/// default settings, which `apply` then need not write.
+fn make_group_dir(dir: &Path) -> Result<bool> {
+    match std::fs::create_dir(dir) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = dir.parent() {
+                mkdir_p(parent)?;
+            }
+            match std::fs::create_dir(dir) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(io_err("create", dir)(e)),
+            }
+        }
+        Err(e) => Err(io_err("create", dir)(e)),
+    }
+}
+
+/// One setting of a group: skipped when the group is new and `value` is what the kernel gives a
+/// new group (`default`), so a pod without limits costs no writes.
+struct Setting<'a> {
+    file: &'static str,
+    controller: &'static str,
+    value: &'a str,
+    required: bool,
+    default: &'static str,
+}
+
+impl Setting<'_> {
+    fn write(&self, dir: &Path, fresh: bool) -> Result<()> {
+        if fresh && self.value == self.default {
+            return Ok(());
+        }
+        write_limit(dir, self.file, self.controller, self.value, self.required)
+    }
+}
+
 fn kill_pids(pids: &[i32]) {
     for &pid in pids {
         // ESRCH: it exited meanwhile, which is what we want anyway.

@@ -424,6 +424,35 @@ fn create_applies_limits_that_read_back_and_recreate_resets_them() {
 }
 
 #[test]
+fn a_new_group_starts_with_the_kernel_defaults_that_create_leaves_unwritten() {
+    if !running_as_root() {
+        return;
+    }
+    let s = Scratch::on_host("defaults");
+    // Only a CPU request: the one setting that is not the kernel's default.
+    let g = s.create("pod1/c1", &Limits { cpu_request_millis: Some(500), ..Limits::default() });
+    assert_eq!(read_back(&g, "pids.max"), "max");
+    match g.version() {
+        Version::V1 => {
+            assert_eq!(read_back(&g, "cpu.shares"), "512");
+            assert_eq!(read_back(&g, "cpu.cfs_quota_us"), "-1");
+            let mem: u64 = read_back(&g, "memory.limit_in_bytes").parse().expect("number");
+            assert!(mem > 1 << 60, "no memory limit, got {mem}");
+        }
+        Version::V2 => {
+            assert_eq!(read_back(&g, "cpu.weight"), cpu_shares_to_weight(512).to_string());
+            assert_eq!(read_back(&g, "cpu.max"), "max 100000");
+            assert_eq!(read_back(&g, "memory.max"), "max");
+        }
+    }
+    let pod = s.mgr.open(&format!("{}/pod1", s.root)).unwrap().unwrap();
+    match pod.version() {
+        Version::V1 => assert_eq!(read_back(&pod, "cpu.shares"), "1024"),
+        Version::V2 => assert_eq!(read_back(&pod, "cpu.weight"), "100"),
+    }
+}
+
+#[test]
 fn a_process_moved_in_with_add_pid_shows_in_pids_of_the_group_and_its_parent() {
     if !running_as_root() {
         return;

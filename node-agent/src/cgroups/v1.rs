@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use super::{
-    CPU_PERIOD_US, CgroupManager, Dirs as GroupDirs, Error, Freezer, Group, Limits, Result,
-    Version, cpu_quota_us, keyed_value, milli_cpu_to_shares, mkdir_p, parse_u64, read_file,
+    CPU_PERIOD_US, CgroupManager, Dirs as GroupDirs, Error, Freezer, Group, Limits, Result, Setting,
+    Version, cpu_quota_us, keyed_value, make_group_dir, milli_cpu_to_shares, parse_u64, read_file,
     read_file_opt, subtree_deepest_first, validate_path, validate_root_name, wait_until,
     write_file, write_limit,
 };
@@ -96,10 +96,11 @@ impl CgroupManager for Manager {
     fn create(&self, path: &str, limits: &Limits) -> Result<Group> {
         let rel = validate_path(&self.root_name, path)?;
         let dirs = self.dirs(&rel);
+        let mut fresh = true;
         for dir in dirs.all() {
-            mkdir_p(&dir)?;
+            fresh &= make_group_dir(&dir)?;
         }
-        dirs.apply(limits)?;
+        dirs.apply(limits, fresh)?;
         Ok(Group {
             path: rel,
             dirs: GroupDirs::V1(dirs),
@@ -141,40 +142,27 @@ impl Dirs {
         out
     }
 
-    fn apply(&self, limits: &Limits) -> Result<()> {
-        self.apply_memory(limits.memory_bytes)?;
+    /// Writes `limits`; `fresh`: the group was just made, so settings at the kernel's defaults
+    /// are already in place.
+    fn apply(&self, limits: &Limits, fresh: bool) -> Result<()> {
+        if !(fresh && limits.memory_bytes.is_none()) {
+            self.apply_memory(limits.memory_bytes)?;
+        }
 
+        let cpu = |file, value: &str, required, default| Setting { file, controller: "cpu", value, required, default }.write(&self.cpu, fresh);
         if let Some(quota) = cpu_quota_us(limits) {
-            write_limit(
-                &self.cpu,
-                "cpu.cfs_period_us",
-                "cpu",
-                &CPU_PERIOD_US.to_string(),
-                true,
-            )?;
-            write_limit(
-                &self.cpu,
-                "cpu.cfs_quota_us",
-                "cpu",
-                &quota.to_string(),
-                true,
-            )?;
+            cpu("cpu.cfs_period_us", &CPU_PERIOD_US.to_string(), true, "100000")?;
+            cpu("cpu.cfs_quota_us", &quota.to_string(), true, "-1")?;
         } else {
-            write_limit(&self.cpu, "cpu.cfs_quota_us", "cpu", "-1", false)?;
+            cpu("cpu.cfs_quota_us", "-1", false, "-1")?;
         }
         // 1024 is the kernel's default weight for a group without a request.
         let shares = limits.cpu_request_millis.map_or(1024, milli_cpu_to_shares);
-        write_limit(&self.cpu, "cpu.shares", "cpu", &shares.to_string(), true)?;
+        cpu("cpu.shares", &shares.to_string(), true, "1024")?;
 
         let pids_max = limits.pids_max.map(|n| n.to_string());
         match (&self.pids, pids_max) {
-            (Some(dir), max) => write_limit(
-                dir,
-                "pids.max",
-                "pids",
-                max.as_deref().unwrap_or("max"),
-                max.is_some(),
-            ),
+            (Some(dir), max) => Setting { file: "pids.max", controller: "pids", value: max.as_deref().unwrap_or("max"), required: max.is_some(), default: "max" }.write(dir, fresh),
             (None, Some(_)) => Err(Error::ControllerUnavailable {
                 controller: "pids",
                 dir: PathBuf::from("(no v1 pids hierarchy mounted)"),

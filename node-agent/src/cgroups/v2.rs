@@ -12,7 +12,7 @@ use super::{
     CPU_PERIOD_US, CgroupManager, Dirs, Error, Freezer, Group, KILL_TIMEOUT, Limits, POLL_INTERVAL,
     Result, Version, cpu_quota_us, cpu_shares_to_weight, io_err, keyed_value, milli_cpu_to_shares,
     parse_u64, read_file, read_file_opt, subtree_deepest_first, validate_path, validate_root_name,
-    wait_until, write_file, write_limit,
+    wait_until, write_file, Setting,
 };
 
 const CONTROLLERS: [&str; 3] = ["cpu", "memory", "pids"];
@@ -41,17 +41,18 @@ impl CgroupManager for Manager {
     fn create(&self, path: &str, limits: &Limits) -> Result<Group> {
         let rel = validate_path(&self.root_name, path)?;
         let mut dir = self.mount_point.clone();
+        let mut fresh = false;
         for component in rel.split('/') {
             enable_controllers(&dir)?;
             dir.push(component);
-            match std::fs::create_dir(&dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            fresh = match std::fs::create_dir(&dir) {
+                Ok(()) => true,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
                 Err(e) => return Err(io_err("create", &dir)(e)),
-            }
+            };
         }
         let dir = Dir(dir);
-        dir.apply(limits)?;
+        dir.apply(limits, fresh)?;
         Ok(Group {
             path: rel,
             dirs: Dirs::V2(dir),
@@ -91,49 +92,25 @@ impl Dir {
         &self.0
     }
 
-    fn apply(&self, limits: &Limits) -> Result<()> {
-        let dir = &self.0;
+    /// Writes `limits`; `fresh`: the group was just made, so settings at the kernel's defaults
+    /// are already in place.
+    fn apply(&self, limits: &Limits, fresh: bool) -> Result<()> {
+        let set = |file, controller, value: &str, required, default| Setting { file, controller, value, required, default }.write(&self.0, fresh);
         let memory = limits.memory_bytes.map(|b| b.to_string());
-        write_limit(
-            dir,
-            "memory.max",
-            "memory",
-            memory.as_deref().unwrap_or("max"),
-            memory.is_some(),
-        )?;
+        set("memory.max", "memory", memory.as_deref().unwrap_or("max"), memory.is_some(), "max")?;
         // Kubernetes' NoSwap: a limited group may not swap; swap files exist only with swap support.
         let swap = if memory.is_some() { "0" } else { "max" };
-        write_limit(dir, "memory.swap.max", "memory", swap, false)?;
+        set("memory.swap.max", "memory", swap, false, "max")?;
 
         let quota = cpu_quota_us(limits);
         let quota_text = quota.map_or_else(|| "max".to_string(), |q| q.to_string());
-        write_limit(
-            dir,
-            "cpu.max",
-            "cpu",
-            &format!("{quota_text} {CPU_PERIOD_US}"),
-            quota.is_some(),
-        )?;
+        set("cpu.max", "cpu", &format!("{quota_text} {CPU_PERIOD_US}"), quota.is_some(), "max 100000")?;
         // 100 is the kernel's default weight for a group without a request.
-        let weight = limits
-            .cpu_request_millis
-            .map(|m| cpu_shares_to_weight(milli_cpu_to_shares(m)));
-        write_limit(
-            dir,
-            "cpu.weight",
-            "cpu",
-            &weight.unwrap_or(100).to_string(),
-            weight.is_some(),
-        )?;
+        let weight = limits.cpu_request_millis.map(|m| cpu_shares_to_weight(milli_cpu_to_shares(m)));
+        set("cpu.weight", "cpu", &weight.unwrap_or(100).to_string(), weight.is_some(), "100")?;
 
         let pids = limits.pids_max.map(|n| n.to_string());
-        write_limit(
-            dir,
-            "pids.max",
-            "pids",
-            pids.as_deref().unwrap_or("max"),
-            pids.is_some(),
-        )
+        set("pids.max", "pids", pids.as_deref().unwrap_or("max"), pids.is_some(), "max")
     }
 
     /// memory.events counts hierarchically unless mounted with memory_localevents, so descendants

@@ -36,6 +36,9 @@ pub struct NodeContext {
     pub data_dir: PathBuf,
     /// The tmpfs for volatile state (see `run_dir`).
     pub run_dir: PathBuf,
+    /// The mount namespace containers are cloned from; `None` where it could not be made (the
+    /// state is not on a tmpfs of its own): containers then copy the agent's.
+    pub mount_template: Option<Arc<crate::runtime::MountTemplate>>,
     /// This agent's group under the cgroup root (see `node_cgroup`).
     pub cgroup_parent: String,
     pub images: ImageStore,

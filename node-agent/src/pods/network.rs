@@ -290,7 +290,7 @@ mod tests {
 
     #[test]
     fn addresses_are_claimed_once_and_reused_for_the_same_pod() {
-        let (dir, net) = ipam_only();
+        let (_dir, net) = ipam_only();
         let a = net.allocate("a").unwrap();
         assert_eq!(a, Ipv4Addr::new(10, 9, 0, 2));
         assert_eq!(net.allocate("a").unwrap(), a);

@@ -32,6 +32,10 @@ fn is_tmpfs(dir: &Path) -> bool {
 
 /// Makes sure `DATA/run` is a tmpfs (an earlier agent's is kept, with what it holds) and returns
 /// it. If no tmpfs can be mounted (no privilege) the directory is used as it is, on disk.
+///
+/// The tmpfs is made private: the sandboxes' namespace pins mounted in it then stay in the
+/// agent's mount namespace, out of the namespaces that share the host's mounts and out of the
+/// containers' mount template (`runtime::MountTemplate`).
 pub fn prepare(data_dir: &Path) -> std::io::Result<PathBuf> {
     let dir = path(data_dir);
     std::fs::create_dir_all(&dir)?;
@@ -39,7 +43,11 @@ pub fn prepare(data_dir: &Path) -> std::io::Result<PathBuf> {
         let mounted = nix::mount::mount(Some("tmpfs"), &dir, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, Some(SIZE));
         if let Err(e) = mounted {
             warn!(dir = %dir.display(), error = %e, "cannot mount a tmpfs for the agent's state; keeping it on disk");
+            return Ok(dir);
         }
+    }
+    if let Err(e) = nix::mount::mount(None::<&str>, &dir, None::<&str>, MsFlags::MS_PRIVATE, None::<&str>) {
+        warn!(dir = %dir.display(), error = %e, "cannot make the agent's state tmpfs private");
     }
     Ok(dir)
 }

@@ -3,10 +3,11 @@
 //! without waiting for them.
 //!
 //! Making a sandbox and wiring its network takes a few milliseconds (creating the network
-//! namespace is most of it), a third of a pod's start on the node. A pod takes a warm one when there is one: its directory is
-//! renamed into the pod's (the namespace mounts move with it), its address claim is handed to
-//! the pod's uid, and its hostname is set; then a background thread makes another. With none
-//! left (a burst), pods make their own as before.
+//! namespace is most of it), a third of a pod's start on the node. A pod takes a warm one when
+//! there is one: its directory is renamed into the pod's (the namespace mounts move with it) and
+//! its address claim is handed to the pod's uid; the pod's containers set its hostname as they
+//! join. Then a background thread makes another. With none left (a burst), pods make their own
+//! as before.
 //!
 //! Warm sandboxes live under `DATA/warm/<id>/sandbox`, their addresses are claimed under the key
 //! `warm-<id>`. They hold no process, so an agent that starts destroys whatever warm sandboxes
@@ -45,6 +46,40 @@ struct Shared {
     /// Signalled when a sandbox was taken (or the pool is shutting down).
     taken: Condvar,
     stop: Mutex<bool>,
+    /// Pods between their arrival and their containers' start (`Starting` guards).
+    starting: Mutex<usize>,
+    /// Signalled when `starting` falls to zero.
+    settled: Condvar,
+}
+
+impl Shared {
+    fn new(dir: PathBuf, size: usize) -> Shared {
+        Shared {
+            dir,
+            size,
+            ready: Mutex::new(Vec::new()),
+            spent: Mutex::new(Vec::new()),
+            taken: Condvar::new(),
+            stop: Mutex::new(false),
+            starting: Mutex::new(0),
+            settled: Condvar::new(),
+        }
+    }
+}
+
+/// Held by a pod while it starts; the pool makes no sandbox meanwhile (see `refill`).
+pub struct Starting {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        let mut n = self.shared.starting.lock().unwrap_or_else(PoisonError::into_inner);
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            self.shared.settled.notify_all();
+        }
+    }
 }
 
 pub struct WarmPool {
@@ -61,7 +96,7 @@ impl WarmPool {
     pub fn start(data_dir: &Path, size: usize, network: Arc<PodNetwork>) -> WarmPool {
         let dir = data_dir.join("warm");
         destroy_all(&dir, Some(&network));
-        let shared = Arc::new(Shared { dir, size, ready: Mutex::new(Vec::new()), spent: Mutex::new(Vec::new()), taken: Condvar::new(), stop: Mutex::new(false) });
+        let shared = Arc::new(Shared::new(dir, size));
         if size > 0 {
             let s = shared.clone();
             let spawned = std::thread::Builder::new().name("warm-sandboxes".into()).spawn(move || refill(&s, &network));
@@ -73,16 +108,16 @@ impl WarmPool {
     }
 
     /// Hands a warm sandbox to the pod `uid`: moves it to `target` (the pod's sandbox directory,
-    /// whose parent exists), gives it `hostname` and the address to the pod. `None` when none is
+    /// whose parent exists) and gives its address to the pod. Its hostname is still "warm": the
+    /// pod's first container sets the pod's as it joins (`ContainerSpec::hostname`). `None` when none is
     /// ready or handing one over failed (that one is destroyed; the caller makes its own).
-    pub fn claim(&self, uid: &str, target: &Path, hostname: &str, network: &PodNetwork) -> Option<Claimed> {
+    pub fn claim(&self, uid: &str, target: &Path, network: &PodNetwork) -> Option<Claimed> {
         let warm = self.shared.ready.lock().unwrap_or_else(PoisonError::into_inner).pop()?;
         self.shared.taken.notify_one();
         let source = self.shared.dir.join(&warm.id).join("sandbox");
         let handed = (|| -> Result<Claimed, String> {
             std::fs::rename(&source, target).map_err(|e| format!("moving {} to {}: {e}", source.display(), target.display()))?;
             let sandbox = Sandbox::open(target).map_err(|e| e.to_string())?;
-            sandbox.set_hostname(hostname).map_err(|e| e.to_string())?;
             network.rebind(&key(&warm.id), uid).map_err(|e| e.to_string())?;
             Ok(Claimed { sandbox, ip: warm.ip })
         })();
@@ -104,6 +139,12 @@ impl WarmPool {
                 None
             }
         }
+    }
+
+    /// Marks a pod as starting until the guard is dropped.
+    pub fn starting(&self) -> Starting {
+        *self.shared.starting.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        Starting { shared: self.shared.clone() }
     }
 
     /// How many sandboxes are ready now.
@@ -142,6 +183,7 @@ fn refill(shared: &Shared, network: &PodNetwork) {
             let _ = shared.taken.wait_timeout(ready, std::time::Duration::from_secs(1));
             continue;
         }
+        wait_for_starts(shared);
         match make(&shared.dir, network) {
             Ok(w) => {
                 failures = 0;
@@ -155,6 +197,18 @@ fn refill(shared: &Shared, network: &PodNetwork) {
             }
         }
     }
+}
+
+/// The longest a refill waits for starting pods.
+const MAX_DEFER: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Making a sandbox takes a few milliseconds of CPU and the kernel's network locks; on a small
+/// node, doing it while a pod starts (right after that pod's claim) slows the start it was meant
+/// to speed up. So a refill waits until no pod is starting, but never longer than `MAX_DEFER`: a
+/// pod may be pulling its image for minutes.
+fn wait_for_starts(shared: &Shared) {
+    let starting = shared.starting.lock().unwrap_or_else(PoisonError::into_inner);
+    let _ = shared.settled.wait_timeout_while(starting, MAX_DEFER, |n| *n > 0);
 }
 
 fn make(dir: &Path, network: &PodNetwork) -> Result<Warm, String> {
@@ -183,5 +237,47 @@ pub fn destroy_all(dir: &Path, network: Option<&PodNetwork>) {
             let _ = net.detach(&key(&entry.file_name().to_string_lossy()));
         }
         let _ = std::fs::remove_dir_all(entry.path());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    fn pool() -> WarmPool {
+        WarmPool { shared: Arc::new(Shared::new(PathBuf::new(), 0)) }
+    }
+
+    #[test]
+    fn a_refill_waits_until_the_starting_pods_have_started() {
+        let pool = pool();
+        let (a, b) = (pool.starting(), pool.starting());
+        let released = Arc::new(AtomicBool::new(false));
+        let r = released.clone();
+        let releaser = std::thread::spawn(move || {
+            drop(a);
+            std::thread::sleep(Duration::from_millis(20));
+            r.store(true, Ordering::SeqCst);
+            drop(b);
+        });
+        let t = Instant::now();
+        wait_for_starts(&pool.shared);
+        assert!(released.load(Ordering::SeqCst) || t.elapsed() >= MAX_DEFER, "the refill went ahead while a pod was starting");
+        releaser.join().unwrap();
+        assert_eq!(*pool.shared.starting.lock().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_pod_that_never_finishes_starting_does_not_hold_refills_forever() {
+        let pool = pool();
+        let _stuck = pool.starting();
+        let t = Instant::now();
+        wait_for_starts(&pool.shared);
+        assert!(t.elapsed() < Duration::from_secs(10), "the wait is capped");
+        // And with nothing starting there is no wait at all to speak of.
+        drop(_stuck);
+        wait_for_starts(&pool.shared);
     }
 }

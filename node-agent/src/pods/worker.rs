@@ -116,6 +116,8 @@ pub async fn run(ctx: Arc<NodeContext>, uid: String, mut desired: watch::Receive
         if dormant {
             info!("pod already finished: not starting it again");
         }
+        // A new pod holds off the warm pool's refill until its containers have been started.
+        let mut starting = (w.sandbox.is_none() && !dormant).then(|| w.ctx.warm.starting());
         loop {
             let current = desired.borrow().clone();
             let gone = current.is_none();
@@ -135,6 +137,7 @@ pub async fn run(ctx: Arc<NodeContext>, uid: String, mut desired: watch::Receive
             w.sync().await;
             w.run_probes().await;
             w.report(false).await;
+            drop(starting.take());
             let wake = w.next_wake();
             tokio::select! {
                 changed = desired.changed() => {
@@ -273,7 +276,7 @@ impl Worker {
         let hostname = self.hostname()?;
         let sb_dir = self.dir.join("sandbox");
         let t0 = Instant::now();
-        let (sb, t1, ip) = match self.ctx.warm.claim(&self.uid, &sb_dir, &hostname, &self.ctx.network) {
+        let (sb, t1, ip) = match self.ctx.warm.claim(&self.uid, &sb_dir, &self.ctx.network) {
             Some(warm) => (warm.sandbox, Instant::now(), warm.ip),
             None => {
                 let sb = tokio::task::spawn_blocking(move || Sandbox::create(&sb_dir, &hostname)).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
@@ -568,6 +571,8 @@ impl Worker {
             readonly_rootfs: c["securityContext"]["readOnlyRootFilesystem"].as_bool().unwrap_or(false),
             log_path: super::logs::log_path(&log_dir, restart),
             cgroup_procs: group.procs_files(),
+            hostname: Some(hostname),
+            mount_template: self.ctx.mount_template.clone(),
         };
         tokio::task::spawn_blocking(move || runtime::create(&spec))
             .await

@@ -67,9 +67,12 @@ fn start(spec: &ContainerSpec) -> Result<Container> {
     open_ns(n.uts.as_deref(), CloneFlags::CLONE_NEWUTS, &mut ns)?;
     let (sock, child_sock) = channel::socketpair().map_err(|e| Error::Create(format!("socketpair: {e}")))?;
 
+    // Never without a UTS namespace of the pod's own: that would rename the node.
+    let hostname = spec.hostname.as_ref().filter(|_| n.uts.is_some()).map(|h| h.as_bytes().to_vec());
     let plan = InitPlan {
         sock: child_sock.as_raw_fd(),
         namespaces: ns.iter().map(|(fd, flag)| (fd.as_raw_fd(), *flag)).collect(),
+        hostname,
         rootfs,
         stdio: [devnull.as_raw_fd(), log.as_raw_fd(), log.as_raw_fd()],
         creds: Credentials { uid: spec.uid, gid: spec.gid, groups: spec.supplemental_gids.clone() },
@@ -79,15 +82,16 @@ fn start(spec: &ContainerSpec) -> Result<Container> {
     let flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID;
     let cgroups = process::CgroupEntry::plan(&spec.cgroup_procs);
     let t0 = std::time::Instant::now();
-    let pid = process::spawn_sharing_memory(flags, &cgroups, plan.clone(), init::child_main).map_err(|e| Error::Create(format!("starting the container process: {e}")))?;
+    let pid = process::spawn_sharing_memory(flags, &cgroups, spec.mount_template.clone(), plan.clone(), init::child_main).map_err(|e| Error::Create(format!("starting the container process: {e}")))?;
     let guard = ChildGuard::new(pid);
     // Only the child needs these; our copy of its socket end must go for end-of-file to mean exec.
     drop((child_sock, log, devnull, ns));
 
-    let pidfd = process::pidfd_open(pid.as_raw()).map_err(|e| Error::Create(format!("pidfd_open: {}", e.desc())))?;
-    let (_, start_time) = process::read_stat(pid.as_raw()).map_err(|e| Error::Create(format!("reading stat: {e}")))?;
+    // The child sets up its mounts while we make its pidfd and record it.
     let go = |g| channel::send_go(&sock, g).map_err(|e| Error::Create(format!("starting the container process: {e}")));
     go(Go::Setup)?;
+    let pidfd = process::pidfd_open(pid.as_raw()).map_err(|e| Error::Create(format!("pidfd_open: {}", e.desc())))?;
+    let (_, start_time) = process::read_stat(pid.as_raw()).map_err(|e| Error::Create(format!("reading stat: {e}")))?;
     let t1 = std::time::Instant::now();
     cgroups.join_after_clone(pid).map_err(Error::Create)?;
     let t2 = std::time::Instant::now();
@@ -120,6 +124,7 @@ fn describe(f: &channel::Failure, spec: &ContainerSpec) -> String {
             format!("joining namespace {}: {}", path.map_or("?".into(), |p| p.display().to_string()), f.errno.desc())
         }
         Stage::Setsid => format!("setsid: {}", f.errno.desc()),
+        Stage::Hostname => format!("setting hostname {:?}: {}", spec.hostname.as_deref().unwrap_or_default(), f.errno.desc()),
         Stage::Stdio => format!("setting up stdio: {}", f.errno.desc()),
         Stage::Credentials => {
             format!("switching to uid {} gid {}: {}", spec.uid, spec.gid, f.errno.desc())

@@ -88,6 +88,8 @@ impl CommandPlan {
 pub struct InitPlan {
     pub sock: RawFd,
     pub namespaces: Vec<(RawFd, CloneFlags)>,
+    /// Set after joining the namespaces; only ever given with a UTS namespace to join.
+    pub hostname: Option<Vec<u8>>,
     pub rootfs: RootfsPlan,
     /// Descriptors to install as 0, 1 and 2.
     pub stdio: [RawFd; 3],
@@ -128,6 +130,9 @@ pub fn set_credentials<S: Syscall>(sys: &S, c: &Credentials) -> Result<(), Failu
 pub fn container_init<S: Syscall>(sys: &S, plan: &InitPlan) -> Result<(), Failure> {
     for (i, (fd, ns)) in plan.namespaces.iter().enumerate() {
         sys.setns(*fd, *ns).map_err(|e| Failure::new(Stage::JoinNamespace, i, e))?;
+    }
+    if let Some(name) = &plan.hostname {
+        sys.sethostname(name).map_err(|e| Failure::new(Stage::Hostname, 0, e))?;
     }
     // Its own session: signals to the agent's process group or terminal never reach it.
     sys.setsid().map_err(|e| Failure::new(Stage::Setsid, 0, e))?;
@@ -221,7 +226,7 @@ mod tests {
     }
 
     #[test]
-    fn the_child_joins_namespaces_then_sets_up_the_root_then_drops_privileges_then_execs() {
+    fn the_child_joins_namespaces_then_names_the_host_then_sets_up_the_root_then_drops_privileges_then_execs() {
         let spec = ContainerSpec {
             rootfs: Rootfs {
                 layers: vec!["/l".into()],
@@ -234,6 +239,7 @@ mod tests {
         let plan = InitPlan {
             sock: 10,
             namespaces: vec![(11, CloneFlags::CLONE_NEWNET), (12, CloneFlags::CLONE_NEWIPC)],
+            hostname: Some(b"web-0".to_vec()),
             rootfs: RootfsPlan::new(&spec).unwrap(),
             stdio: [13, 14, 14],
             creds: Credentials { uid: 1000, gid: 2000, groups: vec![3000] },
@@ -245,7 +251,8 @@ mod tests {
         let calls = sys.calls();
         assert_eq!(calls[0], "setns 11 CLONE_NEWNET");
         assert_eq!(calls[1], "setns 12 CLONE_NEWIPC");
-        assert_eq!(calls[2], "setsid");
+        assert_eq!(calls[2], "sethostname web-0");
+        assert_eq!(calls[3], "setsid");
         let tail: Vec<&str> = calls[calls.len() - 10..].iter().map(String::as_str).collect();
         assert_eq!(
             tail,

@@ -8,6 +8,7 @@
 //! - [`Container`]: a handle (status, wait, signal, destroy) that can be dropped and re-adopted
 //!   from its state file with [`Container::load`] after an agent restart.
 //! - [`exec`]: runs a command inside a running container (kubectl exec), with pipes or a pty.
+//! - [`MountTemplate`]: the lean mount namespace containers are cloned from.
 //!
 //! # How processes are started
 //!
@@ -35,6 +36,7 @@ mod create;
 mod destroy;
 mod exec;
 mod init;
+mod mount_template;
 mod process;
 mod pty;
 mod rootfs;
@@ -50,6 +52,7 @@ pub use container::{Container, ExitStatus, Status};
 pub use create::create;
 pub use exec::{ExecProcess, exec};
 pub use init::merge_env;
+pub use mount_template::MountTemplate;
 pub use pty::AsyncPty;
 pub use sandbox::{Sandbox, truncate_pod_hostname};
 pub use spec::{ContainerSpec, ExecSpec, Mount, Rootfs, SandboxNamespaces};

@@ -9,7 +9,7 @@ use nix::errno::Errno;
 use nix::sched::CloneFlags;
 use nix::unistd::Pid;
 
-use super::{Error, Result};
+use super::{Error, MountTemplate, Result};
 
 /// The child runs on this much stack until it execs; the setup code is shallow.
 const CHILD_STACK: usize = 256 * 1024;
@@ -243,7 +243,15 @@ extern "C" fn start_child<P>(arg: *mut libc::c_void) -> libc::c_int {
 ///   for that thread.
 /// - With cgroup v1 the cloning thread first joins the container's groups, so the child is born
 ///   in them (see `CgroupEntry`); otherwise the caller moves it by pid.
-pub fn spawn_sharing_memory<P: 'static>(flags: CloneFlags, cgroups: &CgroupEntry, plan: Arc<P>, body: fn(&P) -> i32) -> Result<Pid, String> {
+/// - With `mounts`, the cloning thread first enters that mount namespace, so a child with
+///   `CLONE_NEWNS` copies it rather than the agent's (see `MountTemplate`).
+pub fn spawn_sharing_memory<P: 'static>(
+    flags: CloneFlags,
+    cgroups: &CgroupEntry,
+    mounts: Option<Arc<MountTemplate>>,
+    plan: Arc<P>,
+    body: fn(&P) -> i32,
+) -> Result<Pid, String> {
     let tasks = match cgroups {
         CgroupEntry::Thread(tasks) => tasks.clone(),
         CgroupEntry::ByPid(_) => Vec::new(),
@@ -252,6 +260,9 @@ pub fn spawn_sharing_memory<P: 'static>(flags: CloneFlags, cgroups: &CgroupEntry
     let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Pid, String>>(1);
     let cloner = move || {
         let start = start;
+        if let Some(Err(e)) = mounts.as_ref().map(|m| m.enter()) {
+            return drop(tx.send(Err(format!("entering the mount template: {}", e.desc()))));
+        }
         if let Err(e) = join_as_this_thread(&tasks) {
             return drop(tx.send(Err(e)));
         }

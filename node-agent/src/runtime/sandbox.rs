@@ -11,6 +11,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags, umount2};
@@ -108,10 +109,12 @@ impl Sandbox {
         }
         let targets: [CString; 3] = targets.try_into().map_err(|_| Error::io("sandbox", io::ErrorKind::Other))?;
         let (sock, child_sock) = channel::socketpair().map_err(|e| Error::io("socketpair", e))?;
-        let plan = SandboxPlan { sock: child_sock.as_raw_fd(), hostname: hostname.as_bytes().to_vec(), targets };
+        let plan = Arc::new(SandboxPlan { sock: child_sock.as_raw_fd(), hostname: hostname.as_bytes().to_vec(), targets });
         let flags = CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS;
-        let pid = process::clone_child(flags, &mut || sandbox_child(&plan))
-            .map_err(|e| errno_io("cloning the sandbox process", e))?;
+        // Sharing the agent's memory, as containers are started: a fork-style clone copied the
+        // agent's page tables and then made every agent thread take copy-on-write faults.
+        let pid = process::spawn_sharing_memory(flags, &process::CgroupEntry::ByPid(&[]), None, plan, sandbox_child)
+            .map_err(|e| Error::io("cloning the sandbox process", io::Error::other(e)))?;
         drop(child_sock);
         let status = loop {
             match waitpid(pid, None) {
@@ -180,21 +183,6 @@ impl Sandbox {
 
     pub fn dir(&self) -> &Path {
         &self.dir
-    }
-
-    /// Sets the hostname the pod's containers see (for a sandbox made before its pod was known).
-    /// Only a thread that joined the UTS namespace can: a short-lived one does.
-    pub fn set_hostname(&self, name: &str) -> Result<()> {
-        let name = truncate_pod_hostname(name)?;
-        let path = self.uts_ns_path();
-        let ns = fs::File::open(&path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        let joined = std::thread::spawn(move || -> nix::Result<()> {
-            nix::sched::setns(&ns, CloneFlags::CLONE_NEWUTS)?;
-            nix::unistd::sethostname(&name)
-        })
-        .join()
-        .map_err(|_| Error::io("setting the pod hostname", io::ErrorKind::Other))?;
-        joined.map_err(|e| errno_io("setting the pod hostname", e))
     }
 
     fn ns_dir(&self) -> PathBuf {

@@ -60,6 +60,11 @@ pub struct ContainerSpec {
     pub log_path: PathBuf,
     /// `cgroup.procs` files the process is added to before it execs.
     pub cgroup_procs: Vec<PathBuf>,
+    /// The pod's hostname, set by the process once it has joined the sandbox's UTS namespace (a
+    /// warm sandbox was made before its pod was known). Ignored without a UTS namespace to join.
+    pub hostname: Option<String>,
+    /// The mount namespace the container's is copied from; `None`: the agent's.
+    pub mount_template: Option<std::sync::Arc<super::MountTemplate>>,
 }
 
 /// A process to run inside a running container (kubectl exec). It runs as the container's user,

@@ -158,6 +158,49 @@ fn a_busybox_container_sees_its_env_the_pod_hostname_only_its_processes_and_its_
     assert!(out.contains("uid=0(root)") || out.contains("uid=0"), "{out}");
 }
 
+/// A private tmpfs like the agent's `DATA/run`, unmounted on drop (after the fixture that uses
+/// it, when declared before it).
+struct StateTmpfs(tempfile::TempDir);
+
+impl StateTmpfs {
+    fn new() -> StateTmpfs {
+        let dir = tempfile::Builder::new().prefix("runtime-state-").tempdir().unwrap();
+        nix::mount::mount(Some("tmpfs"), dir.path(), Some("tmpfs"), nix::mount::MsFlags::empty(), Some("size=16m")).unwrap();
+        nix::mount::mount(None::<&str>, dir.path(), None::<&str>, nix::mount::MsFlags::MS_PRIVATE, None::<&str>).unwrap();
+        StateTmpfs(dir)
+    }
+}
+
+impl Drop for StateTmpfs {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(self.0.path(), nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+#[test]
+fn a_container_cloned_from_the_mount_template_runs_with_its_state_on_the_tmpfs() {
+    if !usable() {
+        return;
+    }
+    let state = StateTmpfs::new();
+    let Some(fx) = Fixture::new() else { return };
+    let sb = Sandbox::create(&state.0.path().join("pod/sandbox"), "tmpl").unwrap();
+    fx.sandboxes.borrow_mut().push(sb.clone());
+    let template = std::sync::Arc::new(MountTemplate::create(state.0.path()).unwrap());
+    let hosts = state.0.path().join("pod/hosts");
+    std::fs::write(&hosts, "10.9.8.7 tmpl\n").unwrap();
+    let mut spec = fx.spec(&sb, &["sh", "-c", "hostname; cat /etc/hosts; wc -l < /proc/self/mountinfo"]);
+    spec.state_dir = state.0.path().join("pod/c/state");
+    spec.rootfs.mount_point = state.0.path().join("pod/c/rootfs");
+    fx.state_dirs.borrow_mut().push(spec.state_dir.clone());
+    spec.mounts.push(Mount { source: hosts, destination: "/etc/hosts".into(), read_only: false });
+    spec.mount_template = Some(template);
+    let (status, out) = run_to_end(&spec);
+    assert_eq!(status, Status::Exited(ExitStatus::Code(0)), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..2], ["tmpl", "10.9.8.7 tmpl"], "{out}");
+}
+
 #[test]
 fn containers_in_one_sandbox_share_the_network_namespace_but_not_the_pid_namespace() {
     let Some(fx) = Fixture::new() else { return };
@@ -192,6 +235,34 @@ fn the_sandbox_has_loopback_up_and_survives_reopening_and_double_destroy() {
     sb.destroy().unwrap();
     assert!(!mountinfo_mentions(sb.dir()));
     assert!(Sandbox::open(sb.dir()).is_err());
+}
+
+#[test]
+fn a_container_names_a_sandbox_made_before_its_pod_and_the_name_stays_for_the_next() {
+    let Some(fx) = Fixture::new() else { return };
+    let sb = fx.sandbox("warm");
+    let mut first = fx.spec(&sb, &["hostname"]);
+    first.hostname = Some("web-0".into());
+    let (status, out) = run_to_end(&first);
+    assert_eq!(status, Status::Exited(ExitStatus::Code(0)), "{out}");
+    assert_eq!(out.trim(), "web-0");
+    // The name belongs to the pod's UTS namespace: a later container that sets none sees it.
+    let (_, out) = run_to_end(&fx.spec(&sb, &["hostname"]));
+    assert_eq!(out.trim(), "web-0");
+}
+
+#[test]
+fn a_container_without_a_uts_namespace_of_its_own_never_renames_the_node() {
+    let Some(fx) = Fixture::new() else { return };
+    let sb = fx.sandbox("pod-h");
+    let host = nix::unistd::gethostname().unwrap();
+    let mut spec = fx.spec(&sb, &["hostname"]);
+    spec.namespaces.uts = None;
+    spec.hostname = Some("not-the-node".into());
+    let (status, out) = run_to_end(&spec);
+    assert_eq!(status, Status::Exited(ExitStatus::Code(0)), "{out}");
+    assert_eq!(out.trim(), host.to_string_lossy());
+    assert_eq!(nix::unistd::gethostname().unwrap(), host);
 }
 
 #[test]

@@ -246,18 +246,22 @@ pub async fn deploy(nodes: usize, replicas: i32) -> Result<()> {
     Ok(())
 }
 
+/// Pods started one at a time for the start latency figures.
+const START_SAMPLES: usize = 50;
+
 /// On a real `control-plane up` cluster (root): pod start latency on a node, a burst of pods,
 /// and self-heal time of a Deployment.
 pub async fn node(kubeconfig: &str) -> Result<()> {
     let kc = kube::config::Kubeconfig::read_from(kubeconfig)?;
     let client = kube::Client::try_from(kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?)?;
     let api: Api<Pod> = Api::namespaced(client.clone(), "default");
-    // 1. Bound (nodeName set at create) to Running, one pod at a time.
+    // 1. Bound (nodeName set at create) to Running, one pod at a time, seen through one watch
+    // as a client (or kubectl get -w) keeps it.
     let (mut lat, mut after_ack) = (Stats::default(), Stats::default());
-    for i in 0..30 {
+    let rv = api.list_metadata(&ListParams::default()).await?.metadata.resource_version.unwrap_or_default();
+    let mut stream = api.watch(&WatchParams::default().labels("bench=yes"), &rv).await?.boxed();
+    for i in 0..START_SAMPLES {
         let name = format!("lat-{i}");
-        let rv = api.list_metadata(&ListParams::default()).await?.metadata.resource_version.unwrap_or_default();
-        let mut stream = api.watch(&WatchParams::default().fields(&format!("metadata.name={name}")), &rv).await?.boxed();
         let t0 = Instant::now();
         let (w0, trace) = (jiff::Timestamp::now(), std::env::var_os("BENCH_TRACE").is_some());
         api.create(&PostParams::default(), &pod(&name, Some("node-1"))).await?;
@@ -266,23 +270,27 @@ pub async fn node(kubeconfig: &str) -> Result<()> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             let Some(ev) = tokio::time::timeout_at(deadline, stream.next()).await.with_context(|| format!("{name} not Running after 30 s"))? else {
-                bail!("the watch on {name} ended before it was Running");
+                bail!("the watch ended before {name} was Running");
             };
-            if let Ok(WatchEvent::Modified(p)) = ev {
-                if let Some(why) = waiting_on_error(&p) {
-                    bail!("{name} cannot start: {why}");
+            let p = match ev {
+                Ok(WatchEvent::Modified(p)) if p.metadata.name.as_deref() == Some(name.as_str()) => p,
+                Ok(WatchEvent::Error(e)) => bail!("the watch failed: {e}"),
+                _ => continue,
+            };
+            if let Some(why) = waiting_on_error(&p) {
+                bail!("{name} cannot start: {why}");
+            }
+            if is_running(&p) {
+                lat.latencies.push(t0.elapsed());
+                after_ack.latencies.push(t0.elapsed().saturating_sub(created));
+                if trace {
+                    println!("{name}: create sent {w0}, create returned +{}, Running seen +{}", ms(created), ms(t0.elapsed()));
                 }
-                if is_running(&p) {
-                    lat.latencies.push(t0.elapsed());
-                    after_ack.latencies.push(t0.elapsed().saturating_sub(created));
-                    if trace {
-                        println!("{name}: create sent {w0}, create returned +{}, Running seen +{}", ms(created), ms(t0.elapsed()));
-                    }
-                    break;
-                }
+                break;
             }
         }
     }
+    drop(stream);
     api.delete_collection(&DeleteParams::default(), &ListParams::default().labels("bench=yes")).await?;
     println!("pod bound -> Running on a real node: p50 {} p99 {} (n={})", ms(lat.pct(0.5)), ms(lat.pct(0.99)), lat.latencies.len());
     println!("  the same from the create's acknowledgement (the bind committed): p50 {} p99 {}", ms(after_ack.pct(0.5)), ms(after_ack.pct(0.99)));
