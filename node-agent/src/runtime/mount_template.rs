@@ -43,6 +43,9 @@ impl MountTemplate {
             let tmpfs = open_tree_clone(&run).map_err(step("cloning the state tmpfs"))?;
             umount2(run.as_c_str(), MntFlags::MNT_DETACH).map_err(step("detaching the state tmpfs"))?;
             move_mount(&tmpfs, &run).map_err(step("mounting the state tmpfs again"))?;
+            // A copy of a shared or slave mount stays in its peer group; private, no pin made
+            // later in the agent's namespace can reach the template, whatever DATA/run was.
+            mount(None::<&str>, run.as_c_str(), None::<&str>, MsFlags::MS_PRIVATE, None::<&str>).map_err(step("making the state tmpfs private"))?;
             let ns = std::fs::File::open("/proc/thread-self/ns/mnt").map_err(|e| format!("opening the namespace: {e}"))?;
             Ok(ns.into())
         })?;

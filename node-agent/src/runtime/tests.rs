@@ -255,14 +255,21 @@ fn a_container_names_a_sandbox_made_before_its_pod_and_the_name_stays_for_the_ne
 fn a_container_without_a_uts_namespace_of_its_own_never_renames_the_node() {
     let Some(fx) = Fixture::new() else { return };
     let sb = fx.sandbox("pod-h");
-    let host = nix::unistd::gethostname().unwrap();
+    // Run from a thread with a UTS namespace of its own (the cloning thread inherits it), so a
+    // regression renames only that namespace, never the machine running the test.
     let mut spec = fx.spec(&sb, &["hostname"]);
     spec.namespaces.uts = None;
     spec.hostname = Some("not-the-node".into());
-    let (status, out) = run_to_end(&spec);
-    assert_eq!(status, Status::Exited(ExitStatus::Code(0)), "{out}");
-    assert_eq!(out.trim(), host.to_string_lossy());
-    assert_eq!(nix::unistd::gethostname().unwrap(), host);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUTS).unwrap();
+            let host = nix::unistd::gethostname().unwrap();
+            let (status, out) = run_to_end(&spec);
+            assert_eq!(status, Status::Exited(ExitStatus::Code(0)), "{out}");
+            assert_eq!(out.trim(), host.to_string_lossy());
+            assert_eq!(nix::unistd::gethostname().unwrap(), host);
+        });
+    });
 }
 
 #[test]
