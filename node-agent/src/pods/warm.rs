@@ -109,8 +109,8 @@ impl WarmPool {
 
     /// Hands a warm sandbox to the pod `uid`: moves it to `target` (the pod's sandbox directory,
     /// whose parent exists) and gives its address to the pod. Its hostname is still "warm": the
-    /// pod's first container sets the pod's as it joins (`ContainerSpec::hostname`). `None` when none is
-    /// ready or handing one over failed (that one is destroyed; the caller makes its own).
+    /// pod's first container sets the pod's as it joins (`ContainerSpec::hostname`). `None` when
+    /// none is ready or handing one over failed (that one is destroyed; the caller makes its own).
     pub fn claim(&self, uid: &str, target: &Path, network: &PodNetwork) -> Option<Claimed> {
         let warm = self.shared.ready.lock().unwrap_or_else(PoisonError::into_inner).pop()?;
         self.shared.taken.notify_one();
